@@ -1,0 +1,102 @@
+"""OpenAPI 3.1 document generated from the route table and its pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from manager.api.framework import Route
+from manager.api.permissions import Permission
+from manager.api.schemas.common import ErrorBody
+
+_REF = "#/components/schemas/{model}"
+_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+
+
+def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+
+    def ref(tp: Any) -> dict[str, Any]:
+        schema = TypeAdapter(tp).json_schema(ref_template=_REF)
+        schemas.update(schema.pop("$defs", {}))
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            name = tp.__name__.replace("[", "_").replace("]", "").replace(",", "_")
+            schemas[name] = schema
+            return {"$ref": _REF.format(model=name)}
+        return schema
+
+    error = ref(ErrorBody)
+    for route in routes:
+        path = _PARAM.sub(r"{\1}", route.path)
+        op: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": route.handler.__name__ + "_" + route.method.lower(),
+            "tags": list(route.tags) or ["api"],
+            "responses": {},
+            "x-permission": route.permission.value,
+        }
+        params = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in _PARAM.findall(route.path)
+        ]
+        if route.query is not None:
+            qschema = route.query.model_json_schema(ref_template=_REF)
+            schemas.update(qschema.pop("$defs", {}))
+            required = set(qschema.get("required", []))
+            for name, prop in qschema.get("properties", {}).items():
+                params.append(
+                    {"name": name, "in": "query", "required": name in required, "schema": prop}
+                )
+        if params:
+            op["parameters"] = params
+        if route.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(route.body)}},
+            }
+        if route.response is None:
+            op["responses"][str(route.status if route.status != 200 else 204)] = {
+                "description": "Done"
+            }
+        elif route.response == "text":
+            op["responses"][str(route.status)] = {
+                "description": "OK",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        else:
+            op["responses"][str(route.status)] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": ref(route.response)}},
+            }
+        for status in _error_statuses(route):
+            op["responses"][status] = {
+                "description": "Error",
+                "content": {"application/json": {"schema": error}},
+            }
+        if route.permission not in (Permission.PUBLIC, Permission.CLUSTER):
+            op["security"] = [{"bearer": []}, {"cookie": []}]
+        paths.setdefault(path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Berth API", "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "berth_session"},
+            },
+        },
+    }
+
+
+def _error_statuses(route: Route) -> list[str]:
+    statuses = ["400", "404", "422"]
+    if route.permission is not Permission.PUBLIC:
+        statuses += ["401", "403"]
+    if route.body is not None:
+        statuses += ["409", "413"]
+    return statuses
