@@ -1,0 +1,1 @@
+"""Device plugins: discover accelerators and describe, runtime-neutrally, how to expose them."""

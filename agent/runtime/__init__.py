@@ -1,0 +1,1 @@
+"""Container runtimes: Docker (default) and bare processes, behind one small protocol."""
