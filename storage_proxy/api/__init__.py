@@ -1,0 +1,1 @@
+"""HTTP surfaces of the storage proxy: internal (cluster secret) and public (tokens)."""
