@@ -1,4 +1,5 @@
-"""Client configuration: ~/.config/berth/config.toml, overridden by BERTH_ENDPOINT / BERTH_TOKEN."""
+"""Client configuration: ~/.config/berth/config.toml, overridden by BERTH_ENDPOINT and
+BERTH_TOKEN."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ class ClientConfig:
         data: dict[str, str] = {}
         if path.exists():
             data = tomllib.loads(path.read_text())
-        endpoint = os.environ.get("BERTH_ENDPOINT") or data.get("endpoint") or "http://127.0.0.1:8080"
+        endpoint = (
+            os.environ.get("BERTH_ENDPOINT") or data.get("endpoint") or "http://127.0.0.1:8080"
+        )
         token = os.environ.get("BERTH_TOKEN") or data.get("token")
         return cls(endpoint=endpoint.rstrip("/"), token=token)
 

@@ -1,7 +1,7 @@
-"""Typed configuration of the manager process (restart-only settings: TOML file + BERTH_* env).
+"""Typed configuration of the manager process (restart-only settings: TOML + BERTH_* env).
 
-Cluster-wide settings that may change live (scheduler defaults, volumes) live in the config store; this
-model holds only what one manager process needs to start.
+Cluster-wide settings that may change live (scheduler defaults, volumes) live in the config
+store; this model holds only what one manager process needs to start.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ManagerConfig(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BERTH_", extra="forbid", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(
+        env_prefix="BERTH_", extra="forbid", env_nested_delimiter="__"
+    )
 
     listen_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
     listen_port: int = Field(8080, ge=1, le=65535, description="Port the HTTP API listens on.")
     public_url: str = Field(
-        "http://127.0.0.1:8080", description="URL users reach the manager at (printed, used in links)."
+        "http://127.0.0.1:8080",
+        description="URL users reach the manager at (printed, used in links).",
     )
     db_url: SecretStr = Field(
         SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/berth"),
@@ -38,14 +41,16 @@ class ManagerConfig(BaseSettings):
     secret_key: SecretStr = Field(
         SecretStr("change-me-in-production-please"),
         min_length=16,
-        description="Key sealing token signing keys and session cookies. Keep it secret and stable.",
+        description="Key sealing token signing keys. Keep it secret and stable.",
     )
     cluster_secret: SecretStr = Field(
         SecretStr("change-me-cluster-secret"),
         min_length=8,
         description="Shared secret authenticating agents and the storage proxy to the manager.",
     )
-    cookie_secure: bool = Field(False, description="Set the Secure flag on the web session cookie.")
+    cookie_secure: bool = Field(
+        False, description="Set the Secure flag on the web session cookie."
+    )
     web_session_ttl_s: int = Field(8 * 3600, ge=60, description="Web login session lifetime.")
     signature_window_s: int = Field(
         300, ge=10, description="Accepted clock skew for HMAC-signed requests (each way)."
@@ -63,7 +68,7 @@ class ManagerConfig(BaseSettings):
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> ManagerConfig:
-        """Read TOML (if given); environment variables win over the file, overrides win over both."""
+        """Read TOML (if given); env vars win over the file, overrides win over both."""
         file_values: dict[str, Any] = {}
         if path is not None:
             file_values = tomllib.loads(Path(path).read_text())

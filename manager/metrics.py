@@ -31,13 +31,17 @@ class ApiMetrics:
             "berth_scheduler_placements_total", "Sessions placed", registry=self.registry
         )
         self.queue_length = Gauge(
-            "berth_queue_length", "Pending sessions per resource group", ["resource_group"],
+            "berth_queue_length",
+            "Pending sessions per resource group",
+            ["resource_group"],
             registry=self.registry,
         )
         self.sessions_by_status = Gauge(
             "berth_sessions", "Sessions by status", ["status"], registry=self.registry
         )
         self.node_utilisation = Gauge(
-            "berth_node_slot_used_ratio", "Used share of node capacity per slot",
-            ["node", "slot"], registry=self.registry,
+            "berth_node_slot_used_ratio",
+            "Used share of node capacity per slot",
+            ["node", "slot"],
+            registry=self.registry,
         )

@@ -36,10 +36,14 @@ def default_data_dir() -> Path:
 
 
 def up(
-    data_dir: Path = typer.Option(None, help="Where Berth keeps its data (default ~/.local/share/berth)."),
+    data_dir: Path = typer.Option(
+        None, help="Where Berth keeps its data (default ~/.local/share/berth)."
+    ),
     port: int = typer.Option(8080, help="Manager API port on 127.0.0.1."),
     fake_gpus: int = typer.Option(0, "--fake-gpus", help="Give the local agent N fake GPUs."),
-    runtime: str = typer.Option("docker", help="Container runtime of the local agent: docker|process."),
+    runtime: str = typer.Option(
+        "docker", help="Container runtime of the local agent: docker|process."
+    ),
 ) -> None:
     """Start Berth on this machine and keep it running until Ctrl-C."""
     data_dir = (data_dir or default_data_dir()).resolve()
@@ -76,7 +80,9 @@ def up(
         with console.status("starting the manager…"):
             group.start("manager", ["manager", "serve", "--config", str(manager_toml)], env=env)
             _wait_ready(f"{endpoint}/readyz", group)
-        for name, module, args in _optional_services(data_dir, secrets_, endpoint, fake_gpus, runtime):
+        for name, module, args in _optional_services(
+            data_dir, secrets_, endpoint, fake_gpus, runtime
+        ):
             if importlib.util.find_spec(module) is None:
                 continue
             group.start(name, args, env=env)
@@ -103,7 +109,7 @@ class ProcessGroup:
 
     def start(self, name: str, args: list[str], *, env: dict[str, str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        log = open(self.log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "client.cli.main", *args],
             env=env,
@@ -179,7 +185,11 @@ def _optional_services(
         + "\n"
     )
     return [
-        ("storage-proxy", "storage_proxy.app", ["storage-proxy", "serve", "-c", str(storage_toml)]),
+        (
+            "storage-proxy",
+            "storage_proxy.app",
+            ["storage-proxy", "serve", "-c", str(storage_toml)],
+        ),
         ("agent", "agent.app", ["agent", "serve", "-c", str(agent_toml)]),
     ]
 
@@ -188,7 +198,9 @@ def _load_secrets(data_dir: Path) -> dict[str, str]:
     path = data_dir / "secrets.json"
     if path.exists():
         return dict(json.loads(path.read_text()))
-    values = {k: secrets.token_urlsafe(32) for k in ("secret_key", "cluster_secret", "token_secret")}
+    values = {
+        k: secrets.token_urlsafe(32) for k in ("secret_key", "cluster_secret", "token_secret")
+    }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(values, fh)
@@ -214,7 +226,7 @@ _STARTED: list[object] = []
 async def _ensure_database(uri: str, name: str) -> None:
     import asyncpg  # type: ignore[import-untyped]
 
-    base, _, query = uri.partition("?")
+    _, _, query = uri.partition("?")
     host = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("host")
     conn = await asyncpg.connect(user="postgres", host=host, database="postgres")
     try:
@@ -233,7 +245,9 @@ def _run_cli(args: list[str], *, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def _ensure_admin(manager_toml: Path, *, env: dict[str, str], endpoint: str) -> tuple[str, str | None]:
+def _ensure_admin(
+    manager_toml: Path, *, env: dict[str, str], endpoint: str
+) -> tuple[str, str | None]:
     """Bootstrap the first superadmin once; later starts reuse the token in the CLI config."""
     existing = ClientConfig.load()
     marker = manager_toml.parent / "admin-created"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from manager.api.framework import Call
+from manager.api.framework import CSRF_TOKEN, Call
 from manager.api.middleware import SESSION_COOKIE
 from manager.api.schemas.common import PageResponse
 from manager.api.schemas.tenancy import TokenIssued, TokenOut, UserOut, WhoAmI
@@ -55,7 +55,7 @@ async def whoami(call: Call) -> WhoAmI:
     return WhoAmI(
         user=UserOut.model_validate(user),
         project_roles=call.me.project_roles,
-        csrf_token=call.request.get("csrf_token"),
+        csrf_token=call.request.get(CSRF_TOKEN),
     )
 
 

@@ -54,6 +54,10 @@ class Call:
 
 Handler = Callable[[Call], Awaitable[Any]]
 
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
+CSRF_TOKEN = web.RequestKey("csrf_token", str)
+
 
 @dataclass(frozen=True)
 class Route:
@@ -74,7 +78,7 @@ def make_handler(
     route: Route, *, db_factory: Callable[[], Any], clock: Callable[[], datetime]
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        principal: Principal | None = request.get("principal")
+        principal: Principal | None = request.get(PRINCIPAL)
         body = await _parse_body(request, route.body)
         query = _parse_query(request, route.query)
         call = Call(request=request, principal=principal, body=body, query=query, now=clock())

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from manager.api.framework import Route
+from manager.api.framework import CSRF_TOKEN, PRINCIPAL, REQUEST_ID, Route
 from manager.api.permissions import Permission, role_allows
 from manager.auth import crypto
 from manager.auth.principal import Principal
@@ -60,7 +60,7 @@ HTTP_CODES = {
 def error_response(
     *, status: int, code: str, message: str, request_id: str, details: object = None
 ) -> web.Response:
-    body = {"code": code, "message": message, "request_id": request_id}
+    body: dict[str, object] = {"code": code, "message": message, "request_id": request_id}
     if details is not None:
         body["details"] = details
     return web.json_response(body, status=status, headers={"X-Request-Id": request_id})
@@ -75,19 +75,21 @@ def status_for(exc: DomainError) -> int:
     return 400
 
 
-def build_middlewares(*, metrics: ApiMetrics) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
+def build_middlewares(
+    *, metrics: ApiMetrics
+) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     @web.middleware
     async def request_context(request: web.Request, handler: Next) -> web.StreamResponse:
         incoming = request.headers.get("X-Request-Id", "")
         request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else ""
-        request["request_id"] = request_id or uuid.uuid4().hex
+        request[REQUEST_ID] = request_id or uuid.uuid4().hex
         started = time.perf_counter()
         status = 500
         try:
             response = await handler(request)
             status = response.status
             if not response.prepared:
-                response.headers["X-Request-Id"] = request["request_id"]
+                response.headers["X-Request-Id"] = request[REQUEST_ID]
             return response
         finally:
             route = request.match_info.route.resource
@@ -98,7 +100,7 @@ def build_middlewares(*, metrics: ApiMetrics) -> list[Callable[..., Awaitable[we
             log.info(
                 "request",
                 extra={
-                    "request_id": request["request_id"],
+                    "request_id": request[REQUEST_ID],
                     "method": request.method,
                     "path": path,
                     "status": status,
@@ -108,7 +110,7 @@ def build_middlewares(*, metrics: ApiMetrics) -> list[Callable[..., Awaitable[we
 
     @web.middleware
     async def errors(request: web.Request, handler: Next) -> web.StreamResponse:
-        request_id = request["request_id"]
+        request_id = request[REQUEST_ID]
         try:
             return await handler(request)
         except DomainError as exc:
@@ -158,7 +160,7 @@ def build_middlewares(*, metrics: ApiMetrics) -> list[Callable[..., Awaitable[we
         principal = await _resolve_principal(request, state)
         if not role_allows(principal.role, route.permission):
             raise Forbidden(f"your role may not {route.summary.lower()}")
-        request["principal"] = principal
+        request[PRINCIPAL] = principal
         return await handler(request)
 
     return [request_context, errors, authenticate]
@@ -198,7 +200,7 @@ async def _resolve_principal(request: web.Request, state: ManagerState) -> Princ
                 request.headers.get(CSRF_HEADER, "").encode(), csrf.encode()
             ):
                 raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
-            request["csrf_token"] = csrf
+            request[CSRF_TOKEN] = csrf
             return principal
     raise Unauthenticated(
         "authentication required: send 'Authorization: Bearer <token>' (see `berth login`)",

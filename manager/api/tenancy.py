@@ -25,7 +25,9 @@ async def create_domain(call: Call) -> DomainOut:
 
 async def list_domains(call: Call) -> PageResponse[DomainOut]:
     q = call.query
-    page = await tenancy.list_domains(call.tx, call.me, name=q.name, cursor=q.cursor, limit=q.limit)
+    page = await tenancy.list_domains(
+        call.tx, call.me, name=q.name, cursor=q.cursor, limit=q.limit
+    )
     return PageResponse[DomainOut](
         items=[DomainOut.model_validate(r) for r in page.items], next_cursor=page.next_cursor
     )

@@ -1,4 +1,5 @@
-"""Credential primitives: token generation, hashing, sealing, HMAC request signatures, passwords."""
+"""Credential primitives: token generation, hashing, sealing, HMAC request signatures and
+passwords."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def sha256(value: str) -> bytes:
 
 
 def signing_key_for(secret: str) -> bytes:
-    """Clients sign with a key derived from the secret, so the secret itself never signs anything."""
+    """Clients sign with a key derived from the secret; the secret itself never signs anything."""
     return hmac.new(secret.encode(), b"berth-request-signing-v1", hashlib.sha256).digest()
 
 

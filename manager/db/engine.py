@@ -1,8 +1,13 @@
-"""Engine and DB-handle factory. Created by the composition root; nothing connects at import time."""
+"""Engine and DB-handle factory. Built by the composition root; nothing connects at import."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 DbFactory = async_sessionmaker[AsyncSession]
 
@@ -20,7 +25,7 @@ def create_db_factory(engine: AsyncEngine) -> DbFactory:
 
 
 def normalize_url(url: str) -> str:
-    """Accept plain `postgresql://` URLs (what users copy from psql) and pick the asyncpg driver."""
+    """Accept plain `postgresql://` URLs (as psql prints them); pick the asyncpg driver."""
     if url.startswith("postgresql://"):
         return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
     if url.startswith("postgres://"):

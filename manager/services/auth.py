@@ -251,4 +251,6 @@ async def authenticate_cookie(
 
 
 async def logout(db: AsyncSession, *, cookie_value: str) -> None:
-    await db.execute(delete(WebSessionRow).where(WebSessionRow.id_hash == crypto.sha256(cookie_value)))
+    await db.execute(
+        delete(WebSessionRow).where(WebSessionRow.id_hash == crypto.sha256(cookie_value))
+    )

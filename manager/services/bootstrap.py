@@ -1,4 +1,5 @@
-"""First-run bootstrap: the default domain, project and resource group, and the first superadmin."""
+"""First-run bootstrap: the default domain, project and resource group, and the first
+superadmin."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ async def ensure_defaults(db: AsyncSession) -> tuple[DomainRow, ProjectRow, Reso
         db.add(domain)
         await db.flush()
     project = await db.scalar(
-        select(ProjectRow).where(ProjectRow.domain_id == domain.id, ProjectRow.name == DEFAULT_NAME)
+        select(ProjectRow).where(
+            ProjectRow.domain_id == domain.id, ProjectRow.name == DEFAULT_NAME
+        )
     )
     if project is None:
         project = ProjectRow(domain_id=domain.id, name=DEFAULT_NAME, description="")

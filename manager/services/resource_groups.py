@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from manager.auth.principal import Principal
 from manager.db.models import ProjectRow, ResourceGroupProjectRow, ResourceGroupRow
 from manager.errors import NotFound
-from manager.services.pagination import Page, paginate
 from manager.services.common import apply_changes, insert_row, require
+from manager.services.pagination import Page, paginate
 from manager.services.tenancy import visible_projects
 
 
@@ -90,12 +90,16 @@ async def delete_group(db: AsyncSession, principal: Principal, *, group_id: uuid
 async def _set_projects(
     db: AsyncSession, *, group_id: uuid.UUID, project_ids: list[uuid.UUID]
 ) -> None:
-    found = set((await db.scalars(select(ProjectRow.id).where(ProjectRow.id.in_(project_ids)))).all())
+    found = set(
+        (await db.scalars(select(ProjectRow.id).where(ProjectRow.id.in_(project_ids)))).all()
+    )
     missing = set(project_ids) - found
     if missing:
         raise NotFound(f"projects not found: {', '.join(sorted(map(str, missing)))}")
     await db.execute(
-        delete(ResourceGroupProjectRow).where(ResourceGroupProjectRow.resource_group_id == group_id)
+        delete(ResourceGroupProjectRow).where(
+            ResourceGroupProjectRow.resource_group_id == group_id
+        )
     )
     for pid in sorted(found):
         db.add(ResourceGroupProjectRow(resource_group_id=group_id, project_id=pid))

@@ -200,7 +200,9 @@ async def list_users(
         query = query.where(UserRow.domain_id == domain_id)
     if project_id:
         query = query.where(
-            exists().where(MembershipRow.user_id == UserRow.id, MembershipRow.project_id == project_id)
+            exists().where(
+                MembershipRow.user_id == UserRow.id, MembershipRow.project_id == project_id
+            )
         )
     if username:
         query = query.where(UserRow.username.startswith(username, autoescape=True))
@@ -234,7 +236,9 @@ async def update_user(
     if "password" in changes:
         password = changes.pop("password")
         row.password_hash = crypto.hash_password(password) if password else None
-    return await apply_changes(db, row, changes, conflict="a user with that username or email exists")
+    return await apply_changes(
+        db, row, changes, conflict="a user with that username or email exists"
+    )
 
 
 # --- memberships ------------------------------------------------------------------------------

@@ -32,5 +32,7 @@ class PageResponse(BaseModel, Generic[T]):
 
 
 class ListQuery(StrictModel):
-    cursor: str | None = Field(None, max_length=512, description="Opaque cursor from a previous page.")
+    cursor: str | None = Field(
+        None, max_length=512, description="Opaque cursor from a previous page."
+    )
     limit: int = Field(50, ge=1, le=1000, description="Page size.")

@@ -49,4 +49,6 @@ class SeenSignatureRow(Base):
     __tablename__ = "seen_signatures"
 
     signature: Mapped[str] = mapped_column(String(64), primary_key=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    expires_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )

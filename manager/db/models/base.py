@@ -31,4 +31,6 @@ def uuid_pk() -> Mapped[uuid.UUID]:
 
 
 def created_at_col() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now(), index=True)
+    return mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
+    )

@@ -1,4 +1,5 @@
-"""Resource groups: named node pools, their scheduling policy, and the projects allowed to use them."""
+"""Resource groups: named node pools, their scheduling policy, and the projects that may use
+them."""
 
 from __future__ import annotations
 
@@ -32,5 +33,8 @@ class ResourceGroupProjectRow(Base):
         UUID(as_uuid=True), ForeignKey("resource_groups.id", ondelete="CASCADE"), primary_key=True
     )
     project_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
+        UUID(as_uuid=True),
+        ForeignKey("projects.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
     )
