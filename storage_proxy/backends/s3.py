@@ -212,6 +212,21 @@ class S3Backend:
                 "delete_objects", Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
             )
 
+    async def _delete_tree(self, keys: list[str], *, root: str) -> None:
+        """Delete `keys` and every directory prefix between them and `root` (inclusive),
+        deepest first: filer-backed servers keep implicit directories and refuse to drop a
+        directory that still has entries."""
+        everything = set(keys) | {root}
+        for key in keys:
+            parts = key[len(root) :].rstrip("/").split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                everything.add(root + "/".join(parts[:depth]) + "/")
+        by_depth: dict[int, list[str]] = {}
+        for key in everything:
+            by_depth.setdefault(key.rstrip("/").count("/"), []).append(key)
+        for depth in sorted(by_depth, reverse=True):
+            await self._delete_keys(by_depth[depth])
+
     async def _get_json(self, key: str) -> dict[str, Any]:
         resp = await self._call("get_object", Bucket=self.bucket, Key=key)
         async with resp["Body"] as body:
@@ -235,10 +250,9 @@ class S3Backend:
                         Key=f"{folder_id}/{state['path']}",
                         UploadId=state["s3_upload_id"],
                     )
+        await self._delete_keys([o["Key"] for o in upload_objs])
         keys = [o["Key"] for o in await self._list_all(f"{folder_id}/")]
-        keys += [o["Key"] for o in upload_objs]
-        # Children first: filer-backed servers refuse to drop a directory that still has entries.
-        await self._delete_keys(sorted(keys, key=len, reverse=True))
+        await self._delete_tree(keys, root=f"{folder_id}/")
         await self._delete_keys([f"{META}/quota/{folder_id}.json", f"{META}/trash/{folder_id}"])
 
 
@@ -404,9 +418,10 @@ class S3Folder:
                     Key=new,
                     CopySource={"Bucket": self.b.bucket, "Key": old},
                 )
-        await self.b._delete_keys(sorted((old for old, _ in pairs), key=len, reverse=True))
         if entry.kind == FileKind.DIRECTORY:
-            await self.b._delete_keys([self.key(src) + "/"])
+            await self.b._delete_tree([old for old, _ in pairs], root=self.key(src) + "/")
+        else:
+            await self.b._delete_keys([self.key(src)])
 
     async def delete(self, path: str, *, recursive: bool = False) -> None:
         if not path:
@@ -419,7 +434,7 @@ class S3Folder:
         keys = [o["Key"] for o in await self.b._list_all(base)]
         if not recursive and any(k != base for k in keys):
             raise DirectoryNotEmpty(f"{path} is not empty")
-        await self.b._delete_keys(sorted({*keys, base}, key=len, reverse=True))
+        await self.b._delete_tree(keys, root=base)
 
     # ------------------------------------------------------------ FolderUploads
 
