@@ -348,7 +348,7 @@ def _fit_container(
             numas.add(device.numa)
         fit.whole[slot] = chosen
     for family, amounts in demand.shares.items():
-        device = _choose_share_device(
+        shared = _choose_share_device(
             state.by_family.get(family, ()),
             amounts,
             taken=taken,
@@ -356,13 +356,13 @@ def _fit_container(
             numas=numas,
             prefer=prefer,
         )
-        if device is None:
+        if shared is None:
             return None
-        used = share_used.setdefault(id(device), {})
+        used = share_used.setdefault(id(shared), {})
         for slot, amount in amounts.items():
             used[slot] = used.get(slot, ZERO) + amount
-        numas.add(device.numa)
-        fit.shares[family] = (device, amounts)
+        numas.add(shared.numa)
+        fit.shares[family] = (shared, amounts)
     fit.numa_span = len(numas - {_NO_NUMA}) or (1 if numas else 0)
     return fit
 

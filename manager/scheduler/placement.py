@@ -28,7 +28,7 @@ from manager.scheduler.snapshot import Node, PendingSession, PlacementKind
 
 # Scoring more nodes than this buys almost nothing: the index already walks nodes in the
 # strategy's preferred order, so later candidates are worse fits by the primary slot.
-DEFAULT_MAX_SCORED = 8
+DEFAULT_MAX_SCORED = 4
 
 
 class NodeFilter(Protocol):
