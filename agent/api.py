@@ -45,6 +45,7 @@ STATUS_OF: dict[ErrorCode, int] = {
 
 NODE_KEY = web.AppKey("berth_agent_node", Node)
 SECRET_KEY: web.AppKey[str] = web.AppKey("berth_agent_secret", str)
+REQUEST_ID_KEY = web.RequestKey("berth_request_id", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -65,7 +66,7 @@ def routes() -> list[web.RouteDef]:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-    request["request_id"] = request_id
+    request[REQUEST_ID_KEY] = request_id
     try:
         expected = request.app[SECRET_KEY]
         given = request.headers.get(CLUSTER_AUTH_HEADER, "")
@@ -113,7 +114,7 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     follow = request.query.get("follow", "false").lower() in ("1", "true", "yes")
     chunks = request.app[NODE_KEY].logs(request.match_info["container_id"], follow=follow)
     response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-    response.headers[REQUEST_ID_HEADER] = request["request_id"]
+    response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID_KEY]
     await response.prepare(request)
     try:
         async for chunk in chunks:

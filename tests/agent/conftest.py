@@ -58,7 +58,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> AgentConfig:
         "mem_capacity": 4 * 1024**3,
     }
     values.update(overrides)
-    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
     return AgentConfig(**values)
 
 
