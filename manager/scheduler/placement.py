@@ -157,6 +157,9 @@ class CandidateIndex:
                 self._lists.setdefault(key, []).append((value, state.order))
                 self._totals[key] = self._totals.get(key, ZERO) + value
             for slot, amount in state.node.total.items():
+                # A share request must fit one device: only device capacities count for it.
+                if slot_kind(slot) is SlotKind.SHARE:
+                    continue
                 if amount > self.largest_total.get(slot, ZERO):
                     self.largest_total[slot] = amount
             for device in state.node.devices:

@@ -11,7 +11,8 @@ Conventions the builder must follow:
   fragmentation; `Node.total` holds every slot, device slots included (``cuda.device: 8``).
 - Every device of a node is listed, busy ones too (``whole_free=False``, ``free`` empty):
   reservations reason about a node once its running sessions end.
-- Quota limits list only limited slots; a slot absent from `QuotaLimit.slots` is unlimited.
+- Quota limits list only limited slots; a slot absent from `QuotaLimit.slots` is unlimited,
+  a slot listed with 0 is forbidden.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
-from manager.scheduler.slots import EMPTY, SlotMap, sum_slot_maps
+from manager.scheduler.slots import EMPTY, AmountLike, SlotMap, parse_amount, sum_slot_maps
 
 
 class ScopeKind(enum.StrEnum):
@@ -62,10 +64,24 @@ class Scope:
 @dataclass(frozen=True, slots=True)
 class QuotaLimit:
     """Limits of one scope. `slots` caps the total of running + scheduled sessions' requests;
-    `max_sessions` caps how many sessions may hold resources at once (None: unlimited)."""
+    `max_sessions` caps how many sessions may hold resources at once (None: unlimited).
 
-    slots: SlotMap = EMPTY
+    `slots` is a plain mapping rather than a `SlotMap` because a zero limit is meaningful
+    ("no GPUs for this project") while an absent slot is unlimited; a `SlotMap` would drop the
+    zero. Build it from user input with `QuotaLimit.parse`.
+    """
+
+    slots: Mapping[str, Decimal] = field(default_factory=dict)
     max_sessions: int | None = None
+
+    @classmethod
+    def parse(
+        cls, values: Mapping[str, AmountLike], *, max_sessions: int | None = None
+    ) -> QuotaLimit:
+        return cls(
+            slots={name: parse_amount(name, raw) for name, raw in values.items()},
+            max_sessions=max_sessions,
+        )
 
 
 @dataclass(frozen=True, slots=True)
