@@ -67,11 +67,9 @@ async def mount_folder(
     """
     if len(umask) > 4 or any(c not in "01234567" for c in umask):
         raise ValueError(f"umask must be octal, got {umask!r}")
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    if is_mounted(mountpoint):
-        return FuseMount(mountpoint=mountpoint, pid=0, log_path=Path(os.devnull))
     cache = cache_dir or mountpoint.parent / f".{mountpoint.name}.cache"
-    cache.mkdir(parents=True, exist_ok=True)
+    if await asyncio.to_thread(_prepare, mountpoint, cache):
+        return FuseMount(mountpoint=mountpoint, pid=0, log_path=Path(os.devnull))
     args = [
         weed_binary,
         "mount",
@@ -86,10 +84,19 @@ async def mount_folder(
     if gid is not None:
         args.append(f"-map.gid={gid}:0")
     log_path = cache / "mount.log"
-    with open(log_path, "wb") as log:
+    log_fd = await asyncio.to_thread(
+        os.open, log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+    )
+    try:
         proc = await asyncio.create_subprocess_exec(
-            *args, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+            *args,
+            stdout=log_fd,
+            stderr=log_fd,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
+    finally:
+        os.close(log_fd)
     deadline = time.monotonic() + timeout_s
     while not is_mounted(mountpoint):
         if proc.returncode is not None or time.monotonic() > deadline:
@@ -118,10 +125,7 @@ async def unmount(mount: FuseMount | Path, *, timeout_s: float = 10.0) -> None:
             if is_mounted(path):
                 raise FuseError(f"cannot unmount {path}: {err.decode(errors='replace')}")
     if pid:
-        deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
-            await asyncio.sleep(_POLL_S)
-        _kill(pid)
+        await asyncio.to_thread(_reap, pid, timeout_s)
 
 
 def unmount_sync(mount: FuseMount, *, timeout_s: float = 10.0) -> None:
@@ -134,10 +138,22 @@ def unmount_sync(mount: FuseMount, *, timeout_s: float = 10.0) -> None:
         if done.returncode != 0 and is_mounted(mount.mountpoint):
             subprocess.run([tool, "-u", "-z", str(mount.mountpoint)], check=False)
     if mount.pid:
-        deadline = time.monotonic() + timeout_s
-        while _alive(mount.pid) and time.monotonic() < deadline:
-            time.sleep(_POLL_S)
-        _kill(mount.pid)
+        _reap(mount.pid, timeout_s)
+
+
+def _prepare(mountpoint: Path, cache: Path) -> bool:
+    """Create the directories; True when `mountpoint` is already mounted."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    return is_mounted(mountpoint)
+
+
+def _reap(pid: int, timeout_s: float) -> None:
+    """Give the mount process time to exit after the unmount, then make sure it is gone."""
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(_POLL_S)
+    _kill(pid)
 
 
 def _alive(pid: int) -> bool:

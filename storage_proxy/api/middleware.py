@@ -18,7 +18,7 @@ from storage_proxy.errors import BadRequest, StorageDomainError
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_KEY = "request_id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 REQUEST_ID_HEADER = "X-Request-Id"
 
 STATUS_BY_CODE: dict[ErrorCode, int] = {
