@@ -15,10 +15,11 @@ import platform
 import shutil
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from agent import labels as L
 from agent import recovery
@@ -90,6 +91,8 @@ class Node:
         self._records: dict[str, ContainerInfo] = {}
         self._born: dict[str, float] = {}
         self._busy: set[str] = set()  # ids being created or destroyed right now
+        self._skipped: set[str] = set()  # busy ids a sync passed over; re-sync afterwards
+        self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._events: deque[ContainerEvent] = deque(maxlen=EVENT_BUFFER)
         self.events_ready = asyncio.Event()
@@ -142,6 +145,12 @@ class Node:
         info = self._to_info(created, allocation=allocation, ports=published, orphan=False)
         self._store(info)
         self._emit(info, ContainerEventKind.STARTED)
+        if info.state == ContainerState.EXITED:
+            self._emit_exit(info)
+        if cid in self._skipped:
+            # It exited while being created and the runtime's notice was passed over.
+            self._skipped.discard(cid)
+            self._spawn(self.sync())
         log.info("container started container_id=%s session_id=%s", cid, request.session_id)
         return info
 
@@ -252,6 +261,7 @@ class Node:
                 cid = container.container_id
                 seen.add(cid)
                 if cid in self._busy:
+                    self._skipped.add(cid)
                     continue
                 known = self._records.get(cid)
                 if known is None:
@@ -286,10 +296,18 @@ class Node:
         info.oom_killed = container.oom_killed
         info.finished_at = container.finished_at
         if container.state == ContainerState.EXITED:
-            if container.oom_killed:
-                self._emit(info, ContainerEventKind.OOM)
-            self._emit(info, ContainerEventKind.EXITED)
-            log.info("container exited container_id=%s code=%s", info.container_id, info.exit_code)
+            self._emit_exit(info)
+
+    def _emit_exit(self, info: ContainerInfo) -> None:
+        if info.oom_killed:
+            self._emit(info, ContainerEventKind.OOM)
+        self._emit(info, ContainerEventKind.EXITED)
+        log.info("container exited container_id=%s code=%s", info.container_id, info.exit_code)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _store(self, info: ContainerInfo) -> None:
         self._records[info.container_id] = info

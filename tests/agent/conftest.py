@@ -103,7 +103,9 @@ class Agents:
         self.clients: list[TestClient[Any, Any]] = []
         self.node_ids: set[str] = set()
 
-    async def start(self, config: AgentConfig | None = None, **kwargs: Any) -> TestClient[Any, Any]:
+    async def start(
+        self, config: AgentConfig | None = None, **kwargs: Any
+    ) -> TestClient[Any, Any]:
         config = config or make_config(self.tmp_path)
         self.node_ids.add(config.node_id)
         client: TestClient[Any, Any] = TestClient(TestServer(create_app(config, **kwargs)))

@@ -105,7 +105,9 @@ class TestBadCreateRequests:
 
     async def test_malformed_json_is_a_bad_request(self, agent):
         response = await agent.post(
-            "/v1/containers", data=b"{not json", headers={**AUTH, "Content-Type": "application/json"}
+            "/v1/containers",
+            data=b"{not json",
+            headers={**AUTH, "Content-Type": "application/json"},
         )
         assert response.status == 400
         assert (await response.json())["code"] == "bad_request"
@@ -143,7 +145,11 @@ class TestEngineDown:
 
 class TestLookups:
     async def test_unknown_container_is_404_and_delete_is_idempotent(self, agent):
-        for path in ["/v1/containers/nope", "/v1/containers/nope/stats", "/v1/containers/nope/logs"]:
+        for path in [
+            "/v1/containers/nope",
+            "/v1/containers/nope/stats",
+            "/v1/containers/nope/logs",
+        ]:
             response = await agent.get(path, headers=AUTH)
             assert response.status == 404, path
             assert (await response.json())["code"] == "container_not_found"

@@ -52,10 +52,12 @@ class TestFakeDeviceIsolation:
         self, agent: Any
     ) -> None:
         script = 'echo "CVD=$CUDA_VISIBLE_DEVICES"; cat /etc/berth/devices.json; echo'
-        first = await create(agent, container_request(command=["sh", "-c", script],
-                                                      slots={"cuda.device": "1"}))
-        second = await create(agent, container_request(command=["sh", "-c", script],
-                                                       slots={"cuda.device": "1"}))
+        first = await create(
+            agent, container_request(command=["sh", "-c", script], slots={"cuda.device": "1"})
+        )
+        second = await create(
+            agent, container_request(command=["sh", "-c", script], slots={"cuda.device": "1"})
+        )
         ids = []
         for info in (first, second):
             [(device_id, amount)] = info["devices"]["cuda.device"].items()
@@ -71,9 +73,7 @@ class TestFakeDeviceIsolation:
     async def test_explicit_assignment_is_honoured_and_a_busy_device_is_refused(
         self, agent: Any
     ) -> None:
-        chosen = await create(
-            agent, container_request(devices={"cuda.device": ["fake-cuda-2"]})
-        )
+        chosen = await create(agent, container_request(devices={"cuda.device": ["fake-cuda-2"]}))
         assert chosen["devices"] == {"cuda.device": {"fake-cuda-2": "1"}}
         response = await agent.post(
             "/v1/containers",
@@ -84,8 +84,9 @@ class TestFakeDeviceIsolation:
         assert (await response.json())["code"] == "device_busy"
 
     async def test_destroy_frees_the_device_for_the_next_container(self, agent: Any) -> None:
-        infos = [await create(agent, container_request(slots={"cuda.device": "2"}))
-                 for _ in range(2)]
+        infos = [
+            await create(agent, container_request(slots={"cuda.device": "2"})) for _ in range(2)
+        ]
         response = await agent.post(
             "/v1/containers", json=container_request(slots={"cuda.device": "1"}), headers=AUTH
         )
@@ -139,9 +140,12 @@ class TestLimitsAndSecurity:
 
         async def answered() -> int | None:
             try:
-                async with aiohttp.ClientSession() as http, http.get(
-                    f"http://127.0.0.1:{port['host_port']}/etc/berth/devices.json"
-                ) as response:
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(
+                        f"http://127.0.0.1:{port['host_port']}/etc/berth/devices.json"
+                    ) as response,
+                ):
                     return response.status
             except aiohttp.ClientError:
                 return None

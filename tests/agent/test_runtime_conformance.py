@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +24,10 @@ from agent.runtime.docker import DockerRuntime
 from agent.runtime.process import ProcessRuntime
 from tests.agent.conftest import IMAGE, make_config, remove_node_containers, wait_for
 
-RUNTIMES = {"docker": DockerRuntime, "process": ProcessRuntime}
+RUNTIMES: dict[str, Callable[[AgentConfig], ContainerRuntime]] = {
+    "docker": DockerRuntime,
+    "process": ProcessRuntime,
+}
 
 pytestmark = pytest.mark.docker
 
@@ -151,6 +154,7 @@ class TestContainerRuntime:
         runtime, config = runtime_env
         assert isinstance(runtime, EventSource)
         events = runtime.events()
+        runtime = runtime_env[0]
         first = await anext(events)
         assert first.kind == "resync"
         s = spec(config, ["sh", "-c", "sleep 0.2; exit 5"])
