@@ -164,7 +164,7 @@ def main(argv: list[str]) -> int:
         sessions=args.sessions, nodes=args.nodes, seed=args.seed, ordering=OrderingKind.FIFO
     )
     naive_s, naive_placed = naive_first_fit(snapshot)
-    worst = min(r["placements_per_s"] for r in results)  # type: ignore[type-var]
+    worst = min(int(str(r["placements_per_s"])) for r in results)
     print(
         json.dumps(
             {
