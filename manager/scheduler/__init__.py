@@ -24,14 +24,7 @@ from manager.scheduler.placement import (
     SchedulableFilter,
     SpreadScorer,
 )
-from manager.scheduler.plan import (
-    Assignment,
-    ContainerAssignment,
-    Plan,
-    Verdict,
-    VerdictCode,
-    schedule,
-)
+from manager.scheduler.plan import Assignment, ContainerAssignment, Plan, schedule
 from manager.scheduler.quota import SESSIONS_SLOT, QuotaViolation
 from manager.scheduler.slots import (
     EMPTY,
@@ -59,6 +52,7 @@ from manager.scheduler.snapshot import (
     ScopeUsage,
     Snapshot,
 )
+from manager.scheduler.verdicts import Verdict, VerdictCode
 
 __all__ = [
     "EMPTY",

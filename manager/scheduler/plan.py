@@ -22,7 +22,6 @@ The cycle, per resource group (groups in name order; quota usage is shared betwe
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -61,19 +60,12 @@ from manager.scheduler.snapshot import (
     ResourceGroup,
     Snapshot,
 )
-
-
-class VerdictCode(enum.StrEnum):
-    """Why a pending session was not placed. Stable strings: stored and shown to users."""
-
-    INVALID_REQUEST = "invalid_request"
-    RESOURCE_GROUP_DENIED = "resource_group_denied"
-    NO_COMPATIBLE_NODE = "no_compatible_node"
-    REQUEST_TOO_LARGE = "request_too_large"
-    QUOTA_EXCEEDED = "quota_exceeded"
-    NO_NODE_FITS = "no_node_fits"
-    BLOCKED_BY_RESERVATION = "blocked_by_reservation"
-    WAITING_FOR_RESERVATION = "waiting_for_reservation"
+from manager.scheduler.verdicts import (
+    Verdict,
+    VerdictCode,
+    no_fit_message,
+    reservation_message,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,29 +93,6 @@ class Assignment:
     def slots_on(self, node_id: str) -> SlotMap:
         """Everything this assignment takes on `node_id` (what the guarded commit re-checks)."""
         return sum_slot_maps(c.slots for c in self.containers if c.node_id == node_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Why a session is still pending.
-
-    `queue_position` is 1-based among the sessions of its resource group left pending by this
-    cycle, in policy order (None when the group is unknown or forbidden). The optional fields
-    carry the numbers behind the message: `quota` for ``quota_exceeded`` (tightest first),
-    `requested`/`largest_free` for ``no_node_fits`` and ``request_too_large`` (largest free
-    amount on one node; for share slots on one device), `reserved_for` for
-    ``blocked_by_reservation``, `reservation` for ``waiting_for_reservation``.
-    """
-
-    session_id: str
-    code: VerdictCode
-    message: str
-    queue_position: int | None = None
-    quota: tuple[QuotaViolation, ...] = ()
-    requested: SlotMap = EMPTY
-    largest_free: SlotMap = EMPTY
-    reserved_for: tuple[str, ...] = ()
-    reservation: Reservation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +426,7 @@ class _Cycle:
                 self._verdict(
                     session,
                     VerdictCode.WAITING_FOR_RESERVATION,
-                    _reservation_message(reservation, threshold),
+                    reservation_message(reservation, threshold),
                     reservation=reservation,
                 )
                 return
@@ -471,7 +440,7 @@ class _Cycle:
         self._verdict(
             session,
             VerdictCode.NO_NODE_FITS,
-            _no_fit_message(session, index, needs, largest),
+            no_fit_message(session, index, needs, largest),
             requested=needs,
             largest_free=largest,
         )
@@ -579,47 +548,3 @@ def _size_key(demand: ContainerDemand) -> tuple[int, Decimal, Decimal]:
 
 def _shares_only(slots: SlotMap) -> bool:
     return all(slot_kind(s) is SlotKind.SHARE for s in slots)
-
-
-def _no_fit_message(
-    session: PendingSession, index: CandidateIndex, needs: SlotMap, largest: SlotMap
-) -> str:
-    layout = "on any node" if session.multi_node else "on one node"
-    parts = [
-        f"no node in resource group {session.resource_group!r} has "
-        f"{needs.format()} free {layout}; largest free on one node: "
-        f"{largest.format() or 'nothing'}"
-    ]
-    fragmented = [
-        f"{slot}: {index.total_free(slot)} free across the group"
-        for slot, amount in needs.items()
-        if slot_kind(slot) is not SlotKind.NODE
-        and largest.get(slot, ZERO) < amount <= index.total_free(slot)
-    ]
-    if fragmented:
-        parts.append("fragmented (" + ", ".join(fragmented) + ")")
-    return "; ".join(parts)
-
-
-def _reservation_message(reservation: Reservation, threshold: float) -> str:
-    nodes = ", ".join(
-        f"{n.node_id}"
-        + (
-            " ["
-            + " ".join(f"{s}={','.join(ids)}" for s, ids in sorted(n.device_ids.items()))
-            + "]"
-            if n.device_ids
-            else ""
-        )
-        for n in reservation.nodes
-    )
-    expected = reservation.expected_at
-    when = (
-        f"expected free at {expected.isoformat()}"
-        if expected is not None
-        else "free when running sessions without a known end finish"
-    )
-    return (
-        f"waited {reservation.waited_s:.0f}s (threshold {threshold:g}s); holds a reservation on "
-        f"{nodes}, {when}; smaller sessions may not use the reserved resources"
-    )
