@@ -72,6 +72,9 @@ class ProcessRuntime:
             cgroup.remove()
             shutil.rmtree(directory, ignore_errors=True)
             raise
+        # The wrapper joins its cgroups itself before running the command; joining it from here
+        # too means the limits already show when create() returns.
+        _join_cgroup(cgroup, process.pid)
         started_at = datetime.now(UTC)
         _write_json(
             directory / MANIFEST,
@@ -288,6 +291,14 @@ class ProcessRuntime:
             started_at=started_at,
             finished_at=finished,
         )
+
+
+def _join_cgroup(cgroup: ProcessCgroup, pid: int) -> None:
+    for procs in cgroup.procs_files:
+        try:
+            Path(procs).write_text(str(pid))
+        except OSError:
+            log.debug("pid %s already gone or cgroup %s not writable", pid, procs)
 
 
 def _read_chunk(path: Path, offset: int) -> bytes:

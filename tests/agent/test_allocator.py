@@ -100,20 +100,18 @@ class TestAllocator:
 
     def test_adopt_rebinds_recorded_allocations_and_refuses_conflicts(self) -> None:
         alloc = allocator([gpu(0), gpu(1, shares="1")])
-        alloc.adopt(owner="a", allocation=Allocation(devices={"cuda.device": {"cuda-0": D(1)}}))
+
+        def bound(slot: str, device_id: str, amount: str = "1") -> Allocation:
+            return Allocation(devices={slot: {device_id: D(amount)}})
+
+        alloc.adopt(owner="a", allocation=bound("cuda.device", "cuda-0"))
         with pytest.raises(DeviceBusy):
-            alloc.adopt(
-                owner="b", allocation=Allocation(devices={"cuda.device": {"cuda-0": D(1)}})
-            )
+            alloc.adopt(owner="b", allocation=bound("cuda.device", "cuda-0"))
         with pytest.raises(DeviceUnknown):
-            alloc.adopt(owner="c", allocation=Allocation(devices={"cuda.device": {"gone": D(1)}}))
-        alloc.adopt(
-            owner="d", allocation=Allocation(devices={"cuda.shares": {"cuda-1": D("0.7")}})
-        )
+            alloc.adopt(owner="c", allocation=bound("cuda.device", "gone"))
+        alloc.adopt(owner="d", allocation=bound("cuda.shares", "cuda-1", "0.7"))
         with pytest.raises(DeviceBusy):
-            alloc.adopt(
-                owner="e", allocation=Allocation(devices={"cuda.shares": {"cuda-1": D("0.5")}})
-            )
+            alloc.adopt(owner="e", allocation=bound("cuda.shares", "cuda-1", "0.5"))
         assert alloc.device_free() == {"cuda-0": D(0), "cuda-1": D("0.3")}
 
 
@@ -216,7 +214,8 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert len(holders) == 1, f"{device_id} held whole by {holders}"
             assert device_id not in share_holders, f"{device_id} whole and shared"
         for device_id, used in share_use.items():
-            assert capacity[device_id] is not None and used <= capacity[device_id]
+            cap = capacity[device_id]
+            assert cap is not None and used <= cap
         assert cpu <= D(4)
 
     @invariant()
