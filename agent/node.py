@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 AGENT_VERSION = "0.1.0"
 EVENT_BUFFER = 10_000  # events kept while the manager is unreachable; oldest dropped first
 WATCH_RETRY_S = 2.0
+GONE_MEMORY_S = 60.0  # far longer than one runtime list() takes
 
 # The container lifecycle as seen by the agent; anything else is ignored as stale.
 TRANSITIONS: dict[ContainerState, set[ContainerState]] = {
@@ -93,6 +94,7 @@ class Node:
         self._busy: set[str] = set()  # ids being created or destroyed right now
         self._skipped: set[str] = set()  # busy ids a sync passed over; re-sync afterwards
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gone: dict[str, float] = {}  # destroyed id → when; stale lists must not revive it
         self._lock = asyncio.Lock()
         self._events: deque[ContainerEvent] = deque(maxlen=EVENT_BUFFER)
         self.events_ready = asyncio.Event()
@@ -164,6 +166,7 @@ class Node:
             async with self._lock:
                 info = self._records.pop(container_id, None)
                 self._born.pop(container_id, None)
+                self._gone[container_id] = time.monotonic()
                 self.allocator.release(container_id)
                 self.ports.release(container_id)
             _remove_scratch(self._scratch(container_id))
@@ -265,6 +268,8 @@ class Node:
                     continue
                 known = self._records.get(cid)
                 if known is None:
+                    if self._gone.get(cid, float("-inf")) >= listed_at:
+                        continue  # listed before its destroy finished
                     self._adopt(container)
                 else:
                     self._apply(known, container)
@@ -275,6 +280,7 @@ class Node:
                 self.allocator.release(cid)
                 self.ports.release(cid)
                 self._emit(info, ContainerEventKind.DESTROYED)
+            self._gone = {c: at for c, at in self._gone.items() if at > listed_at - GONE_MEMORY_S}
 
     # -- helpers ---------------------------------------------------------------------------
 

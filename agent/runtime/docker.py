@@ -180,7 +180,10 @@ class DockerRuntime:
 
     def _client(self) -> aiodocker.Docker:
         if self._docker is None:
-            self._docker = aiodocker.Docker(url=self._config.docker_host)
+            try:
+                self._docker = aiodocker.Docker(url=self._config.docker_host)
+            except (ValueError, OSError) as exc:
+                raise RuntimeUnavailable(f"no usable Docker engine address: {exc}") from exc
         return self._docker
 
     def _name(self, container_id: str) -> str:
