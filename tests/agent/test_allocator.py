@@ -64,6 +64,19 @@ class TestAllocator:
             alloc.allocate(owner="d", slots={"cuda.device": D(1)}, explicit=None)
         assert alloc.free()["cuda.shares"] == D("0.25")
 
+    def test_explicit_share_devices_restrict_the_choice(self) -> None:
+        alloc = allocator([gpu(0, shares="1"), gpu(1, shares="1")])
+        got = alloc.allocate(
+            owner="a", slots={"cuda.shares": D("0.75")}, explicit={"cuda.shares": ["cuda-1"]}
+        )
+        assert got.devices == {"cuda.shares": {"cuda-1": D("0.75")}}
+        with pytest.raises(DeviceBusy):
+            alloc.allocate(
+                owner="b", slots={"cuda.shares": D("0.5")}, explicit={"cuda.shares": ["cuda-1"]}
+            )
+        spread = alloc.allocate(owner="c", slots={"cuda.shares": D("1.25")}, explicit=None)
+        assert spread.devices == {"cuda.shares": {"cuda-0": D(1), "cuda-1": D("0.25")}}
+
     def test_cpu_and_memory_respect_capacity(self) -> None:
         alloc = allocator([], cpu="2", mem="100")
         alloc.allocate(owner="a", slots={"cpu": D("1.5"), "mem": D(60)}, explicit=None)
