@@ -23,6 +23,7 @@ from agent import labels as L
 from agent.app import create_app
 from agent.config import AgentConfig
 from agent.contract import CLUSTER_AUTH_HEADER
+from agent.runtime.process import ProcessRuntime
 
 IMAGE = "berth/busybox:test"
 SECRET = "test-cluster-secret"
@@ -102,12 +103,15 @@ class Agents:
         self.tmp_path = tmp_path
         self.clients: list[TestClient[Any, Any]] = []
         self.node_ids: set[str] = set()
+        self.process_configs: list[AgentConfig] = []
 
     async def start(
         self, config: AgentConfig | None = None, **kwargs: Any
     ) -> TestClient[Any, Any]:
         config = config or make_config(self.tmp_path)
         self.node_ids.add(config.node_id)
+        if config.runtime == "process":
+            self.process_configs.append(config)
         client: TestClient[Any, Any] = TestClient(TestServer(create_app(config, **kwargs)))
         await client.start_server()
         self.clients.append(client)
@@ -123,6 +127,11 @@ class Agents:
             await client.close()
         for node_id in self.node_ids:
             await remove_node_containers(node_id)
+        for config in self.process_configs:
+            runtime = ProcessRuntime(config)
+            for container in await runtime.list():
+                await runtime.destroy(container.container_id)
+            await runtime.aclose()
 
 
 @pytest.fixture
