@@ -16,13 +16,15 @@ creation + termination):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import ClientConnectionError, StreamReader, web
 
 from storage_proxy import service
 from storage_proxy.api.internal import VOLUMES_KEY
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 TOKEN_SECRET_KEY = web.AppKey("token_secret", str)
 CORS_ORIGINS_KEY = web.AppKey("cors_origins", list)
 ARCHIVE_MAX_FILES_KEY = web.AppKey("archive_max_files", int)
+PENDING_WRITES_KEY: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending_writes")
 
 TUS_VERSION = "1.0.0"
 TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
@@ -71,6 +74,15 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/move", move)
     app.router.add_post("/v1/delete", delete_files)
     app.on_response_prepare.append(_cors_headers)
+    app[PENDING_WRITES_KEY] = set()
+    app.on_shutdown.append(_drain_writes)
+
+
+async def _drain_writes(app: web.Application) -> None:
+    """Let upload writes whose clients left finish persisting before volumes close."""
+    pending: set[asyncio.Task[Any]] = app[PENDING_WRITES_KEY]
+    if pending:
+        await asyncio.wait(set(pending), timeout=30)
 
 
 @web.middleware
@@ -171,14 +183,54 @@ async def upload_patch(request: web.Request) -> web.Response:
             code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         )
     offset = _int_header(request, "Upload-Offset")
-    state = await service.write_upload(
-        request.app[VOLUMES_KEY],
-        claims,
-        upload_id=request.match_info["upload_id"],
-        offset=offset,
-        chunks=request.content.iter_chunked(UPLOAD_CHUNK),
+    write = asyncio.create_task(
+        service.write_upload(
+            request.app[VOLUMES_KEY],
+            claims,
+            upload_id=request.match_info["upload_id"],
+            offset=offset,
+            chunks=_body_chunks(request.content),
+        )
     )
+    try:
+        # Shielded: when aiohttp cancels the handler because the client went away, the write
+        # still drains what arrived and persists it, so the client can resume after it.
+        state = await asyncio.shield(write)
+    except asyncio.CancelledError:
+        pending = request.app[PENDING_WRITES_KEY]
+        pending.add(write)
+        write.add_done_callback(_forget_write(pending))
+        raise
     return web.Response(status=204, headers={**TUS_HEADERS, "Upload-Offset": str(state.offset)})
+
+
+def _forget_write(pending: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("interrupted upload write ended: %r", task.exception())
+
+    return done
+
+
+async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:
+    """The request body in chunks; on a lost connection, hand on what already arrived first.
+
+    aiohttp's readers raise as soon as the connection is gone and drop bytes still buffered;
+    those bytes reached us intact, and keeping them lets the client resume after them.
+    """
+    while True:
+        try:
+            chunk = await content.read(UPLOAD_CHUNK)
+        except (ConnectionError, ClientConnectionError):
+            salvage = getattr(content, "_read_nowait", None)
+            leftover = salvage(-1) if callable(salvage) else b""
+            if leftover:
+                yield leftover
+            raise
+        if not chunk:
+            return
+        yield chunk
 
 
 async def upload_delete(request: web.Request) -> web.Response:

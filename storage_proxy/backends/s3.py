@@ -73,23 +73,25 @@ class S3Backend:
 
     # ------------------------------------------------------------ Lifecycle
 
-    async def start(self) -> None:
+    def client_context(self) -> Any:
+        """aiobotocore client context for this volume (no request is made on entering it)."""
         opts = self.options
         config = AioConfig(
             s3={"addressing_style": opts.addressing_style},
             signature_version="s3v4",
             retries={"max_attempts": 3, "mode": "standard"},
         )
-        self._client = await self._stack.enter_async_context(
-            get_session().create_client(
-                "s3",
-                endpoint_url=opts.endpoint_url,
-                aws_access_key_id=opts.access_key,
-                aws_secret_access_key=opts.secret_key.get_secret_value(),
-                region_name=opts.region,
-                config=config,
-            )
+        return get_session().create_client(
+            "s3",
+            endpoint_url=opts.endpoint_url,
+            aws_access_key_id=opts.access_key,
+            aws_secret_access_key=opts.secret_key.get_secret_value(),
+            region_name=opts.region,
+            config=config,
         )
+
+    async def start(self) -> None:
+        self._client = await self._stack.enter_async_context(self.client_context())
         try:
             await self.client.head_bucket(Bucket=self.bucket)
         except ClientError:

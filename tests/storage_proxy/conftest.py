@@ -24,7 +24,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from storage_proxy.app import create_apps
-
 from storage_proxy.backends.posix import PosixBackend
 from storage_proxy.backends.s3 import S3Backend
 from storage_proxy.config import (
@@ -135,8 +134,8 @@ def new_folder_id() -> str:
     return uuid.uuid4().hex
 
 
-CLUSTER_SECRET = "cluster-secret-for-tests"
-TOKEN_SECRET = "token-secret-for-tests"
+CLUSTER_SECRET = "cluster-secret-for-tests-0123456789abcdef"
+TOKEN_SECRET = "token-secret-for-tests-0123456789abcdef"
 
 
 @dataclass
@@ -160,7 +159,13 @@ class Proxy:
         now: float | None = None,
     ) -> str:
         return mint_token(
-            TOKEN_SECRET, volume=volume, folder_id=folder_id, op=op, path=path, ttl_s=ttl_s, now=now
+            TOKEN_SECRET,
+            volume=volume,
+            folder_id=folder_id,
+            op=op,
+            path=path,
+            ttl_s=ttl_s,
+            now=now,
         )
 
     def auth(self, folder_id: str, op: FileOp | str, **kwargs: object) -> dict[str, str]:
@@ -176,7 +181,9 @@ async def proxy(tmp_path: Path, s3_options: S3VolumeOptions) -> AsyncIterator[Pr
         token_secret=SecretStr(TOKEN_SECRET),
         public_url="https://files.example.test",
         volumes=[
-            VolumeConfig(name="local", backend="posix", options=PosixVolumeOptions(root=posix_root)),
+            VolumeConfig(
+                name="local", backend="posix", options=PosixVolumeOptions(root=posix_root)
+            ),
             VolumeConfig(name="objects", backend="s3", options=s3_options),
         ],
     )

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from storage_proxy.backends.s3 import S3Backend
-from storage_proxy.fuse import FuseError, FuseMount, is_mounted, mount_folder, unmount
 from storage_proxy.contract import FuseMountSpec
+from storage_proxy.fuse import FuseError, FuseMount, is_mounted, mount_folder, unmount
 from tests.storage_proxy.conftest import S3Server
 
 CONTAINER_UID = 1000
@@ -64,7 +64,8 @@ class TestS3FuseMount:
 
             # Write as the container user would, then find the bytes through the S3 API.
             out = host_path / "data" / "out.txt"
-            subprocess.run(
+            await asyncio.to_thread(
+                subprocess.run,
                 ["/bin/sh", "-c", f"echo written-by-user > {out}"],
                 user=CONTAINER_UID,
                 group=CONTAINER_UID,
@@ -93,7 +94,7 @@ class TestS3FuseMount:
 
     async def test_unmount_of_a_plain_directory_is_a_no_op(self, tmp_path: Path) -> None:
         await unmount(FuseMount(mountpoint=tmp_path, pid=0, log_path=tmp_path / "log"))
-        assert tmp_path.is_dir()
+        assert await asyncio.to_thread(tmp_path.is_dir)
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,9 @@ from tests.storage_proxy.conftest import CLUSTER_SECRET, Proxy
 
 @pytest.fixture
 async def client(proxy: Proxy) -> StorageProxyClient:
-    return StorageProxyClient(str(proxy.internal.make_url("")), CLUSTER_SECRET, proxy.internal.session)
+    return StorageProxyClient(
+        str(proxy.internal.make_url("")), CLUSTER_SECRET, proxy.internal.session
+    )
 
 
 class TestInternalApi:
@@ -58,7 +60,9 @@ class TestInternalApi:
         info = await client.mount_info("local", fid)
         assert (info.kind, info.host_path) == ("bind", str(proxy.posix_root / fid))
 
-    async def test_mount_info_for_s3_names_the_fuse_source(self, client: StorageProxyClient) -> None:
+    async def test_mount_info_for_s3_names_the_fuse_source(
+        self, client: StorageProxyClient
+    ) -> None:
         fid = uuid.uuid4().hex
         await client.create_folder("objects", fid)
         info = await client.mount_info("objects", fid)
@@ -79,7 +83,9 @@ class TestInternalApi:
         assert err.value.code == "file_not_found"
 
     async def test_wrong_or_missing_secret_is_401(self, proxy: Proxy) -> None:
-        wrong = StorageProxyClient(str(proxy.internal.make_url("")), "nope", proxy.internal.session)
+        wrong = StorageProxyClient(
+            str(proxy.internal.make_url("")), "nope", proxy.internal.session
+        )
         with pytest.raises(StorageError) as err:
             await wrong.info()
         assert (err.value.code, err.value.status) == ("unauthorized", 401)
@@ -91,7 +97,12 @@ class TestInternalApi:
 
     async def test_malformed_bodies_are_400_not_500(self, proxy: Proxy) -> None:
         headers = {CLUSTER_SECRET_HEADER: CLUSTER_SECRET}
-        for body in (b"{", b"[]", b'{"volume": "local"}', b'{"volume":"local","folder_id":"../x"}'):
+        for body in (
+            b"{",
+            b"[]",
+            b'{"volume": "local"}',
+            b'{"volume":"local","folder_id":"../x"}',
+        ):
             resp = await proxy.internal.post("/v1/folders", data=body, headers=headers)
             assert resp.status == 400, body
             assert (await resp.json())["code"] == "bad_request"
