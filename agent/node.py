@@ -172,6 +172,7 @@ class Node:
             _remove_scratch(self._scratch(container_id))
         finally:
             self._busy.discard(container_id)
+            self._skipped.discard(container_id)
         if info is not None or existed:
             session_id = info.session_id if info else None
             self._emit_raw(container_id, session_id, ContainerEventKind.DESTROYED, None)
