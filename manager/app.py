@@ -4,26 +4,37 @@ it as a cleanup context; nothing connects at import time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+import aiohttp
 from aiohttp import web
 
+from cluster.bus import EventBus
+from cluster.factory import create_event_bus
 from manager import logs
 from manager.api.framework import make_handler, utc_clock
 from manager.api.middleware import build_middlewares
 from manager.api.openapi import build_openapi
-from manager.api.routes import all_routes
+from manager.api.routes import all_routes, public_routes
 from manager.api.system import OPENAPI_KEY
 from manager.auth.crypto import Sealer
 from manager.config import ManagerConfig
 from manager.db.engine import create_db_factory, create_engine
 from manager.metrics import ApiMetrics
+from manager.reconcilers import build_loops
+from manager.reconcilers.base import Loops
+from manager.reconcilers.context import LoopContext
 from manager.state import STATE_KEY, ManagerState
 
 log = logging.getLogger("berth.manager")
 VERSION = "0.1.0"
+WAKE_STREAM = "wake"
 
 
 def create_app(
@@ -48,14 +59,88 @@ def create_app(
         await engine.dispose()
 
     app.cleanup_ctx.append(dispose_engine)
+    app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(_background_loops)
 
     routes = all_routes()
     for route in routes:
         handler = make_handler(route, db_factory=state.db_factory, clock=clock)
         handler.berth_route = route  # type: ignore[attr-defined]  # read by the auth middleware
         app.router.add_route(route.method, route.path, handler)
-    app[OPENAPI_KEY] = build_openapi(routes, version=VERSION)
+    app[OPENAPI_KEY] = build_openapi(public_routes(), version=VERSION)
     return app
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE_KEY]
+    state.http = aiohttp.ClientSession()
+    yield
+    await state.http.close()
+
+
+async def _background_loops(app: web.Application) -> AsyncIterator[None]:
+    """Start the loops and the wake-up relay; stop them before the DB engine closes."""
+    state = app[STATE_KEY]
+    if not state.config.run_loops:
+        yield
+        return
+    assert state.http is not None
+    bus = create_event_bus(state.config.redis_url, prefix="berth")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    ctx = LoopContext(
+        config=state.config,
+        db_factory=state.db_factory,
+        clock=state.clock,
+        http=state.http,
+        metrics=state.metrics,
+        owner=owner,
+        wake=lambda name: state.wake(name),
+    )
+    loops = build_loops(ctx)
+
+    def wake(name: str) -> None:
+        loops.wake(name)
+        task = asyncio.get_running_loop().create_task(_publish_wake(bus, name, owner))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+
+    state.wake = wake
+    relay = asyncio.create_task(_relay_wakes(bus, loops, owner))
+    loops.start()
+    try:
+        yield
+    finally:
+        state.wake = lambda _name: None
+        await loops.stop()
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        await bus.close()
+
+
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+async def _publish_wake(bus: EventBus, name: str, owner: str) -> None:
+    try:
+        await bus.publish(WAKE_STREAM, {"loop": name, "from": owner})
+    except Exception as exc:  # a lost hint costs latency only; loops also poll
+        log.debug("wake publish failed", extra={"error": repr(exc)})
+
+
+async def _relay_wakes(bus: EventBus, loops: Loops, owner: str) -> None:
+    """Wake hints from other managers wake our loops too."""
+    while True:
+        try:
+            async with bus.subscribe(WAKE_STREAM) as stream:
+                async for message in stream:
+                    if message.event.get("from") != owner:
+                        loops.wake(str(message.event.get("loop", "")))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("wake relay interrupted; retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(2)
 
 
 def run_manager(config: ManagerConfig) -> None:

@@ -63,6 +63,9 @@ class ManagerConfig(BaseSettings):
     web_ui_dir: str | None = Field(
         None, description="Directory with the built web UI bundle served at `/` (None: built-in)."
     )
+    run_loops: bool = Field(
+        True, description="Run the background loops (scheduler, dispatch, ...) in this process."
+    )
     log_json: bool = Field(True, description="Write structured JSON logs (else key=value text).")
     log_level: str = Field("INFO", description="Python logging level name.")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from manager.auth.crypto import Sealer
@@ -22,8 +22,11 @@ class ManagerState:
     sealer: Sealer
     clock: Callable[[], datetime]
     metrics: ApiMetrics
-    # Filled by later cleanup contexts (event bus, config store, HTTP client, loops).
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Wakes a background loop early (locally and, through the event bus, on other managers).
+    # Replaced by the loops' cleanup context; a no-op before the loops run.
+    wake: Callable[[str], None] = field(default=lambda _name: None)
+    # Shared HTTP client for agent and storage-proxy calls, opened by a cleanup context.
+    http: aiohttp.ClientSession | None = None
 
 
 STATE_KEY = web.AppKey("berth_state", ManagerState)

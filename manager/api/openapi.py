@@ -39,7 +39,7 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
             "x-permission": route.permission.value,
         }
         params = [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": n, "in": "path", "required": True, "schema": _path_schema(n)}
             for n in _PARAM.findall(route.path)
         ]
         if route.query is not None:
@@ -100,3 +100,9 @@ def _error_statuses(route: Route) -> list[str]:
     if route.body is not None:
         statuses += ["409", "413"]
     return statuses
+
+
+def _path_schema(name: str) -> dict[str, str]:
+    if name.endswith("_id"):
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string"}

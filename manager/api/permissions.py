@@ -25,6 +25,9 @@ class Permission(enum.StrEnum):
     RESOURCE_GROUP_WRITE = "resource_group.write"
     AGENT_READ = "agent.read"
     AGENT_WRITE = "agent.write"
+    SESSION_CREATE = "session.create"
+    SESSION_READ = "session.read"  # the service scopes: own sessions, or the projects you admin
+    SESSION_WRITE = "session.write"
 
 
 _USER = {
@@ -35,6 +38,9 @@ _USER = {
     Permission.USER_READ,
     Permission.USER_WRITE,
     Permission.RESOURCE_GROUP_READ,
+    Permission.SESSION_CREATE,
+    Permission.SESSION_READ,
+    Permission.SESSION_WRITE,
 }
 _DOMAIN_ADMIN = _USER | {
     Permission.PROJECT_CREATE,

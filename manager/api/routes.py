@@ -3,10 +3,12 @@ Later resources (agents, sessions, vfolders, images, apps) append their tables h
 
 from __future__ import annotations
 
-from manager.api import auth, resource_groups, system, tenancy
+from manager.api import agents, auth, resource_groups, sessions, system, tenancy
 from manager.api.framework import Route
 from manager.api.permissions import Permission as P
+from manager.api.schemas import agents as ag
 from manager.api.schemas import resource_groups as rg
+from manager.api.schemas import sessions as ss
 from manager.api.schemas import tenancy as t
 from manager.api.schemas.common import PageResponse
 
@@ -320,6 +322,172 @@ RESOURCE_GROUP_ROUTES = [
     ),
 ]
 
+SESSION = f"{V1}/sessions/{{session_id}}"
+SESSION_ROUTES = [
+    Route(
+        "POST",
+        f"{V1}/sessions",
+        sessions.create_session,
+        P.SESSION_CREATE,
+        "Create a session",
+        body=ss.SessionCreate,
+        response=ss.SessionOut,
+        status=201,
+        tags=("sessions",),
+    ),
+    Route(
+        "GET",
+        f"{V1}/sessions",
+        sessions.list_sessions,
+        P.SESSION_READ,
+        "List sessions",
+        query=ss.SessionFilter,
+        response=PageResponse[ss.SessionOut],
+        tags=("sessions",),
+    ),
+    Route(
+        "GET",
+        SESSION,
+        sessions.get_session,
+        P.SESSION_READ,
+        "Get a session (id or name)",
+        response=ss.SessionOut,
+        tags=("sessions",),
+    ),
+    Route(
+        "DELETE",
+        SESSION,
+        sessions.terminate,
+        P.SESSION_WRITE,
+        "Cancel or terminate a session",
+        response=ss.SessionOut,
+        tags=("sessions",),
+    ),
+    Route(
+        "GET",
+        f"{SESSION}/why",
+        sessions.why,
+        P.SESSION_READ,
+        "Why a session is pending",
+        response=ss.VerdictOut,
+        tags=("sessions",),
+    ),
+    Route(
+        "GET",
+        f"{SESSION}/history",
+        sessions.history,
+        P.SESSION_READ,
+        "Status history of a session",
+        response=ss.HistoryList,
+        tags=("sessions",),
+    ),
+    Route(
+        "GET",
+        f"{SESSION}/events",
+        sessions.events,
+        P.SESSION_READ,
+        "Status changes as server-sent events",
+        response="text",
+        transactional=False,
+        tags=("sessions",),
+    ),
+    Route(
+        "GET",
+        f"{SESSION}/logs",
+        sessions.logs,
+        P.SESSION_READ,
+        "Container output",
+        query=ss.LogsQuery,
+        response="text",
+        transactional=False,
+        tags=("sessions",),
+    ),
+]
+
+AGENT = f"{V1}/agents/{{agent_id}}"
+AGENT_ROUTES = [
+    Route(
+        "GET",
+        f"{V1}/agents",
+        agents.list_agents,
+        P.AGENT_READ,
+        "List nodes",
+        query=ag.AgentFilter,
+        response=PageResponse[ag.AgentOut],
+        tags=("nodes",),
+    ),
+    Route(
+        "GET",
+        AGENT,
+        agents.get_agent,
+        P.AGENT_READ,
+        "Get a node",
+        response=ag.AgentOut,
+        tags=("nodes",),
+    ),
+    Route(
+        "POST",
+        f"{AGENT}/cordon",
+        agents.cordon,
+        P.AGENT_WRITE,
+        "Cordon a node",
+        response=ag.AgentOut,
+        tags=("nodes",),
+    ),
+    Route(
+        "POST",
+        f"{AGENT}/uncordon",
+        agents.uncordon,
+        P.AGENT_WRITE,
+        "Uncordon a node",
+        response=ag.AgentOut,
+        tags=("nodes",),
+    ),
+    Route(
+        "POST",
+        f"{AGENT}/drain",
+        agents.drain,
+        P.AGENT_WRITE,
+        "Drain a node",
+        response=ag.AgentOut,
+        tags=("nodes",),
+    ),
+]
+
+# Called by agents with the cluster secret; not part of the public API document.
+INTERNAL_ROUTES = [
+    Route(
+        "POST",
+        f"{V1}/internal/agents/heartbeat",
+        agents.heartbeat,
+        P.CLUSTER,
+        "Agent heartbeat",
+        response=ag.HeartbeatAck,
+        tags=("internal",),
+    ),
+    Route(
+        "POST",
+        f"{V1}/internal/agents/{{agent_id}}/events",
+        agents.container_events_in,
+        P.CLUSTER,
+        "Container events from an agent",
+        response=ag.EventsAck,
+        tags=("internal",),
+    ),
+]
+
 
 def all_routes() -> list[Route]:
-    return [*SYSTEM_ROUTES, *AUTH_ROUTES, *TENANCY_ROUTES, *RESOURCE_GROUP_ROUTES]
+    return [
+        *SYSTEM_ROUTES,
+        *AUTH_ROUTES,
+        *TENANCY_ROUTES,
+        *RESOURCE_GROUP_ROUTES,
+        *SESSION_ROUTES,
+        *AGENT_ROUTES,
+        *INTERNAL_ROUTES,
+    ]
+
+
+def public_routes() -> list[Route]:
+    return [r for r in all_routes() if r.permission is not P.CLUSTER]

@@ -1,0 +1,42 @@
+"""The registry of every background loop of the manager: name, step, and poll interval.
+
+Each loop also wakes early on a hint (`state.wake(name)`, which reaches other managers through
+the event bus). Intervals are the worst-case latency when every hint is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from manager.reconcilers.base import Loop, Loops
+from manager.reconcilers.context import LoopContext
+from manager.reconcilers.dispatch import dispatch_step
+from manager.reconcilers.nodes import liveness_step, reap_step
+from manager.reconcilers.schedule import schedule_step
+from manager.reconcilers.terminate import terminate_step
+from manager.reconcilers.timeouts import timeouts_step
+
+Step = Callable[[LoopContext], Awaitable[bool]]
+
+# name → (step, interval_s)
+REGISTRY: dict[str, tuple[Step, float]] = {
+    "schedule": (schedule_step, 2.0),
+    "dispatch": (dispatch_step, 2.0),
+    "terminate": (terminate_step, 2.0),
+    "liveness": (liveness_step, 5.0),  # well inside the 30 s lost-node budget
+    "reap": (reap_step, 15.0),
+    "timeouts": (timeouts_step, 5.0),
+}
+
+
+def build_loops(ctx: LoopContext, extra: dict[str, tuple[Step, float]] | None = None) -> Loops:
+    loops = []
+    for name, (step, interval) in {**REGISTRY, **(extra or {})}.items():
+        loops.append(Loop(name=name, step=_bind(step, ctx), interval_s=interval))
+    return Loops(loops)
+
+
+def _bind(step: Step, ctx: LoopContext) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return await step(ctx)
+
+    return run

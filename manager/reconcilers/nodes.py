@@ -1,0 +1,132 @@
+"""Node health: heartbeats that stop mark a node lost; its sessions are marked lost (batch
+sessions with retries left go back to the queue); resources are freed exactly once. Orphan
+containers that nodes report (no live allocation) are destroyed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select
+
+from manager.db.models import AgentRow, AgentStatus, SessionContainerRow, SessionRow
+from manager.lifecycle.record import transition
+from manager.lifecycle.session import OCCUPYING, Reason, SessionStatus, SessionType
+from manager.reconcilers.context import LoopContext
+from manager.services.agents import mark_lost_agents
+from manager.services.ledger import release_session
+
+log = logging.getLogger("berth.manager.nodes")
+
+
+async def liveness_step(ctx: LoopContext) -> bool:
+    now = ctx.clock()
+    async with ctx.db_factory() as db, db.begin():
+        lost = await mark_lost_agents(db, now=now, lost_after_s=ctx.config.agent_lost_after_s)
+        lost_nodes = set(lost) | set(
+            (
+                await db.scalars(select(AgentRow.id).where(AgentRow.status == AgentStatus.LOST))
+            ).all()
+        )
+        if not lost_nodes:
+            return False
+        session_ids = set(
+            (
+                await db.scalars(
+                    select(SessionContainerRow.session_id).where(
+                        SessionContainerRow.node_id.in_(lost_nodes),
+                        SessionContainerRow.released_at.is_(None),
+                    )
+                )
+            ).all()
+        )
+        requeued = 0
+        for session_id in sorted(session_ids):
+            session = await db.scalar(
+                select(SessionRow).where(SessionRow.id == session_id).with_for_update()
+            )
+            if session is None or session.status not in OCCUPYING:
+                continue
+            for container in (
+                await db.scalars(
+                    select(SessionContainerRow).where(
+                        SessionContainerRow.session_id == session.id,
+                        SessionContainerRow.released_at.is_(None),
+                    )
+                )
+            ).all():
+                if container.node_id in lost_nodes:
+                    container.state = "lost"
+                    container.finished_at = now
+            await release_session(db, session_id=session.id, now=now)
+            session.lease_token = None
+            session.lease_expires_at = None
+            retry = (
+                session.type is SessionType.BATCH
+                and session.attempt <= session.max_retries
+                and session.status is not SessionStatus.TERMINATING
+            )
+            if retry:
+                transition(
+                    db,
+                    session,
+                    SessionStatus.PENDING,
+                    reason=Reason.RETRY,
+                    now=now,
+                    message=f"node lost; retry {session.attempt} of {session.max_retries}",
+                )
+                requeued += 1
+            else:
+                transition(
+                    db,
+                    session,
+                    SessionStatus.ERROR,
+                    reason=Reason.NODE_LOST,
+                    now=now,
+                    message="the node running this session stopped reporting",
+                )
+    if lost:
+        log.warning("nodes lost", extra={"nodes": lost, "sessions": len(session_ids)})
+    if requeued:
+        ctx.wake("schedule")
+    return False
+
+
+async def reap_step(ctx: LoopContext) -> bool:
+    """Destroy containers that alive nodes run but the manager has no live allocation for.
+
+    Container rows are committed before dispatch creates anything, so a reported container
+    without a live row is an orphan: its session ended while the node was unreachable, or it
+    was left behind by an agent restart."""
+    async with ctx.db_factory() as db:
+        agents = (
+            await db.execute(
+                select(AgentRow.id, AgentRow.advertised_url, AgentRow.reported_containers).where(
+                    AgentRow.status == AgentStatus.ALIVE
+                )
+            )
+        ).all()
+        reported = {c["container_id"] for _, _, cs in agents for c in cs}
+        live = set(
+            (
+                await db.scalars(
+                    select(SessionContainerRow.id).where(
+                        SessionContainerRow.id.in_(reported),
+                        SessionContainerRow.released_at.is_(None),
+                    )
+                )
+            ).all()
+        )
+    targets = [
+        (url, c["container_id"])
+        for _, url, cs in agents
+        for c in cs
+        if c["container_id"] not in live
+    ]
+    if not targets:
+        return False
+    await asyncio.gather(
+        *(ctx.agent(url).destroy_container(cid) for url, cid in targets), return_exceptions=True
+    )
+    log.info("reaped orphans", extra={"containers": [cid for _, cid in targets]})
+    return False
