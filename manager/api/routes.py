@@ -3,10 +3,11 @@ Later resources (agents, sessions, vfolders, images, apps) append their tables h
 
 from __future__ import annotations
 
-from manager.api import agents, auth, resource_groups, sessions, system, tenancy
+from manager.api import agents, auth, quotas, resource_groups, sessions, system, tenancy
 from manager.api.framework import Route
 from manager.api.permissions import Permission as P
 from manager.api.schemas import agents as ag
+from manager.api.schemas import quotas as qs
 from manager.api.schemas import resource_groups as rg
 from manager.api.schemas import sessions as ss
 from manager.api.schemas import tenancy as t
@@ -454,6 +455,68 @@ AGENT_ROUTES = [
     ),
 ]
 
+QUOTA = f"{V1}/quotas/{{kind}}/{{target_id}}"
+QUOTA_ROUTES = [
+    Route(
+        "GET",
+        f"{V1}/quotas",
+        quotas.list_quotas,
+        P.SELF,
+        "List quotas you may see",
+        response=qs.QuotaList,
+        tags=("quotas",),
+    ),
+    Route(
+        "PUT",
+        QUOTA,
+        quotas.set_quota,
+        P.SELF,
+        "Set a quota (admins of the scope)",
+        body=qs.QuotaSet,
+        query=qs.ScopeQuery,
+        response=qs.QuotaOut,
+        tags=("quotas",),
+    ),
+    Route(
+        "GET",
+        QUOTA,
+        quotas.get_quota,
+        P.SELF,
+        "Get a quota with its usage",
+        query=qs.ScopeQuery,
+        response=qs.QuotaOut,
+        tags=("quotas",),
+    ),
+    Route(
+        "DELETE",
+        QUOTA,
+        quotas.delete_quota,
+        P.SELF,
+        "Remove a quota",
+        query=qs.ScopeQuery,
+        tags=("quotas",),
+    ),
+    Route(
+        "GET",
+        f"{V1}/usage/quota",
+        quotas.my_quota,
+        P.SELF,
+        "Your occupancy against every limit",
+        response=qs.QuotaList,
+        tags=("usage",),
+    ),
+    Route(
+        "GET",
+        f"{V1}/usage",
+        quotas.usage_report,
+        P.SELF,
+        "Usage (GPU-hours, CPU-hours, sessions) per user or project",
+        query=qs.UsageQuery,
+        response=qs.UsageReport,
+        tags=("usage",),
+    ),
+]
+
 # Called by agents with the cluster secret; not part of the public API document.
 INTERNAL_ROUTES = [
     Route(
@@ -485,6 +548,7 @@ def all_routes() -> list[Route]:
         *RESOURCE_GROUP_ROUTES,
         *SESSION_ROUTES,
         *AGENT_ROUTES,
+        *QUOTA_ROUTES,
         *INTERNAL_ROUTES,
     ]
 
