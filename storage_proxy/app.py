@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 # Request bodies of the JSON endpoints are small; upload bodies are streamed, not buffered.
 JSON_BODY_LIMIT = 1024 * 1024
+# aiohttp pauses reading a request body once 2x this much is buffered; its 64 KiB default makes
+# an upload wake the handler for every 64 KiB and halves its throughput. Bounded per connection.
+UPLOAD_READ_BUFSIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ def create_apps(config: StorageProxyConfig, *, volumes: Volumes | None = None) -
     public_app = web.Application(
         middlewares=[errors_middleware, public.preflight_middleware],
         client_max_size=JSON_BODY_LIMIT,
+        handler_args={"read_bufsize": UPLOAD_READ_BUFSIZE},
     )
     public_app[internal.VOLUMES_KEY] = vols
     public_app[public.TOKEN_SECRET_KEY] = config.token_secret.get_secret_value()

@@ -230,7 +230,11 @@ class Download:
     start: int
     end: int  # exclusive
     partial: bool
-    body: AsyncIterator[bytes]
+    folder: Folder
+    path: str
+
+    def body(self) -> AsyncIterator[bytes]:
+        return self.folder.read(self.path, start=self.start, end=self.end)
 
 
 async def download(
@@ -246,8 +250,9 @@ async def download(
         raise FileNotFound(f"{clean} is not a regular file")
     span = parse_range(range_header, entry.size)
     start, end = span if span else (0, entry.size)
-    body = folder.read(clean, start=start, end=end)
-    return Download(entry=entry, start=start, end=end, partial=span is not None, body=body)
+    return Download(
+        entry=entry, start=start, end=end, partial=span is not None, folder=folder, path=clean
+    )
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

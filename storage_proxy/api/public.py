@@ -29,6 +29,7 @@ from aiohttp import ClientConnectionError, StreamReader, web
 from storage_proxy import service
 from storage_proxy.api.internal import VOLUMES_KEY
 from storage_proxy.api.middleware import Handler, parse_body
+from storage_proxy.backends.base import LocalFileSupport
 from storage_proxy.contract import (
     DeleteFilesRequest,
     ErrorCode,
@@ -221,7 +222,8 @@ async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:
     """
     while True:
         try:
-            chunk = await content.read(UPLOAD_CHUNK)
+            # readchunk hands over received buffers as they are, without joining (copying).
+            chunk, _ = await content.readchunk()
         except (ConnectionError, ClientConnectionError):
             salvage = getattr(content, "_read_nowait", None)
             leftover = salvage(-1) if callable(salvage) else b""
@@ -229,7 +231,9 @@ async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:
                 yield leftover
             raise
         if not chunk:
-            return
+            if content.at_eof():
+                return
+            continue
         yield chunk
 
 
@@ -250,8 +254,6 @@ async def download(request: web.Request) -> web.StreamResponse:
         path=request.query.get("path", ""),
         range_header=request.headers.get("Range"),
     )
-    # Pull the first chunk before sending headers, so a refused read is still a JSON error.
-    first = await anext(result.body, b"")
     response = web.StreamResponse(status=206 if result.partial else 200)
     response.content_type = "application/octet-stream"
     response.content_length = result.end - result.start
@@ -261,9 +263,38 @@ async def download(request: web.Request) -> web.StreamResponse:
         response.headers["Content-Range"] = (
             f"bytes {result.start}-{result.end - 1}/{result.entry.size}"
         )
+    if isinstance(result.folder, LocalFileSupport):
+        await _sendfile(request, response, result)
+        return response
+    body = result.body()
+    # Pull the first chunk before sending headers, so a refused read is still a JSON error.
+    first = await anext(body, b"")
     await response.prepare(request)
-    await _stream(request, response, _chain(first, result.body))
+    await _stream(request, response, _chain(first, body))
     return response
+
+
+async def _sendfile(
+    request: web.Request, response: web.StreamResponse, result: service.Download
+) -> None:
+    """Zero-copy download of a local file (opened before the headers go out)."""
+    assert isinstance(result.folder, LocalFileSupport)
+    fobj = await result.folder.open_local(result.path)
+    try:
+        await response.prepare(request)
+        transport = request.transport
+        if transport is None:
+            return
+        count = result.end - result.start
+        sent = await asyncio.get_running_loop().sendfile(transport, fobj, result.start, count)
+        if sent < count:
+            # The file shrank since it was measured: fail the transfer rather than hang.
+            log.warning("download of %s cut short: file shrank", result.path)
+            transport.close()
+            return
+        await response.write_eof()
+    finally:
+        await asyncio.to_thread(fobj.close)
 
 
 async def archive(request: web.Request) -> web.StreamResponse:

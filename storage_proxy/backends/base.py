@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from storage_proxy.contract import FileEntry, MountInfo
 
@@ -150,6 +150,16 @@ class QuotaSupport(Protocol):
 
     async def set_quota(self, folder_id: str, quota_bytes: int | None) -> None:
         """Set or clear the limit; existing data above a new limit is kept. FolderNotFound."""
+        ...
+
+
+@runtime_checkable
+class LocalFileSupport(Protocol):
+    """Folders whose files are local file descriptors, so downloads can use sendfile()."""
+
+    async def open_local(self, path: str) -> BinaryIO:
+        """Unbuffered read-only file object of regular file `path`, opened without following
+        symlinks; the caller closes it. Same errors as FolderReader.read."""
         ...
 
 

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from storage_proxy.backends.base import FolderUsage, UploadState
 from storage_proxy.config import PosixVolumeOptions
@@ -261,6 +261,10 @@ class PosixFolder:
         finally:
             os.close(fd)
 
+    async def open_local(self, path: str) -> BinaryIO:
+        fd = await asyncio.to_thread(self._open_file, path)
+        return os.fdopen(fd, "rb", buffering=0)
+
     async def walk(self, path: str) -> AsyncIterator[FileEntry]:
         pending = [path]
         while pending:
@@ -317,20 +321,30 @@ class PosixFolder:
         position = offset
         buffer: list[bytes] = []
         buffered = 0
+        # One batch is written in a thread while the next one is received (double buffering).
+        writing: asyncio.Future[None] | None = None
         try:
             async for chunk in chunks:
                 buffer.append(chunk)
                 buffered += len(chunk)
                 if buffered >= WRITE_BATCH:
-                    await asyncio.to_thread(_pwrite_all, fd, b"".join(buffer), position)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(
+                        asyncio.to_thread(_pwritev_all, fd, buffer, position)
+                    )
                     position += buffered
                     buffer, buffered = [], 0
         finally:
             # Bytes that arrived before a failure are kept: the client resumes after them.
-            if buffered:
-                await asyncio.to_thread(_pwrite_all, fd, b"".join(buffer), position)
-                position += buffered
-            await asyncio.to_thread(os.close, fd)
+            try:
+                if writing is not None:
+                    await writing
+                if buffered:
+                    await asyncio.to_thread(_pwritev_all, fd, buffer, position)
+                    position += buffered
+            finally:
+                await asyncio.to_thread(os.close, fd)
         state = UploadState(upload_id, state.path, state.length, position, state.metadata)
         if state.completed:
             await asyncio.to_thread(self._finish_upload, state)
@@ -545,12 +559,17 @@ def _check_upload_id(upload_id: str) -> None:
         raise UploadNotFound(f"upload {upload_id!r} does not exist")
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
+def _pwritev_all(fd: int, chunks: list[bytes], offset: int) -> None:
+    """Write `chunks` at `offset` without joining them first (one copy less per byte)."""
+    views = [memoryview(c) for c in chunks if c]
+    while views:
+        written = os.pwritev(fd, views, offset)
         offset += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
