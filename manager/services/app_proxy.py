@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from yarl import URL
 
 from manager.auth.principal import Principal
 from manager.db.engine import DbFactory
@@ -104,9 +105,11 @@ class AppTarget:
     port: int
     token: str
 
-    def url(self, path_qs: str, *, scheme: str = "http") -> str:
+    def url(self, path_qs: str, *, scheme: str = "http") -> URL:
+        """The upstream URL, with the client's encoding kept byte for byte (Jupyter file paths
+        may hold %2F and friends)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}{path_qs}"
+        return URL(f"{scheme}://{host}:{self.port}{path_qs}", encoded=True)
 
 
 def may_open(principal: Principal, row: SessionRow) -> bool:
