@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from storage_proxy.backends.base import FolderReader
 from storage_proxy.contract import FileKind
-from storage_proxy.errors import BadRequest
+from storage_proxy.errors import BadRequest, StorageDomainError
 
 BLOCK = 512
 
@@ -36,9 +36,13 @@ async def tar_stream(
             continue
         yield _header(name, is_dir=False, size=entry.size, mtime=mtime)
         sent = 0
-        async for chunk in folder.read(entry.path, start=0, end=entry.size):
-            sent += len(chunk)
-            yield chunk
+        try:
+            async for chunk in folder.read(entry.path, start=0, end=entry.size):
+                sent += len(chunk)
+                yield chunk
+        except StorageDomainError:
+            # Removed or replaced by a symlink since the walk: keep the archive well-formed.
+            pass
         if sent < entry.size:
             yield bytes(entry.size - sent)
         if entry.size % BLOCK:
