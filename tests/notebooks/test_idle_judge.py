@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -140,7 +141,7 @@ def test_parse_kernels() -> None:
 
 
 def test_accelerator_utilisation_uses_bound_devices_only() -> None:
-    reported = [
+    reported: list[dict[str, Any]] = [
         {"id": "gpu-0", "utilization_pct": 3.0},
         {"id": "gpu-1", "attributes": {"utilization_pct": "42"}},
         {"id": "gpu-2", "utilization_pct": 99.0},  # someone else's
