@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from storage_proxy.api.public import parse_upload_metadata
@@ -84,6 +86,19 @@ class TestPaths:
     def test_prefix_matches_whole_components(self) -> None:
         assert is_within("a/b", "a") and is_within("a", "a") and is_within("x", None)
         assert not is_within("ab", "a") and not is_within("b/a", "a")
+
+
+@given(st.text(max_size=64))
+def test_any_input_either_refused_or_confined_to_the_folder(raw: str) -> None:
+    try:
+        clean = clean_relpath(raw)
+    except InvalidPath:
+        return
+    parts = clean.split("/") if clean else []
+    assert not clean.startswith("/")
+    assert all(p not in ("", ".", "..") for p in parts)
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in clean)
+    assert clean_relpath(clean) == clean
 
 
 class TestRanges:
