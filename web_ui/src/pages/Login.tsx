@@ -37,7 +37,7 @@ export function LoginPage() {
               checked={mode === "password"}
               onChange={() => setMode("password")}
             />{" "}
-            Password
+            with a password
           </label>
           <label>
             <input
@@ -46,7 +46,7 @@ export function LoginPage() {
               checked={mode === "token"}
               onChange={() => setMode("token")}
             />{" "}
-            API token
+            with an API token
           </label>
         </div>
         {mode === "password" ? (
