@@ -71,9 +71,9 @@ def stack(manager_config: ManagerConfig, tmp_path: Path, bundle: Path) -> Iterat
         "BERTH_LOG_JSON": "false",
     }
     username, password = f"webui-admin-{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    args = ["manager", "create-admin", "--username", username, "--password", password]
     created = subprocess.run(
-        [sys.executable, "-m", "client.cli.main", "manager", "create-admin"]
-        + ["--username", username, "--password", password],
+        [sys.executable, "-m", "client.cli.main", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

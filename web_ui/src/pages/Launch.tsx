@@ -233,7 +233,7 @@ export function LaunchPage() {
             </button>
           ))}
         </div>
-        {!limits.data?.quotaKnown ? (
+        {limits.data && !limits.data.quotaKnown ? (
           <Notice>This manager does not report quotas; the scheduler checks them at launch.</Notice>
         ) : null}
         <div className="sliders">
