@@ -12,9 +12,11 @@ The composition root wires this in: APP_ROUTES go into manager/api/routes.py, an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from manager.api.framework import Call, Route
 from manager.api.middleware import SAFE_METHODS, SESSION_COOKIE
@@ -23,7 +25,7 @@ from manager.auth.principal import Principal
 from manager.errors import Forbidden, Unauthenticated
 from manager.services import auth as auth_service
 from manager.services.app_proxy import ActivityRecorder, AppProxy, resolve_target
-from manager.state import STATE_KEY, ManagerState
+from manager.state import STATE_KEY
 
 APP_PROXY_KEY = web.AppKey("berth_app_proxy", AppProxy)
 APPS = "/apps"
@@ -47,13 +49,13 @@ def install_app_proxy(app: web.Application) -> None:
 async def open_app(call: Call) -> web.StreamResponse:
     request = call.request
     state = request.app[STATE_KEY]
-    principal = await authenticate_app_request(request, state)
-    session_id = call.path_uuid("session_id")
+    # One short transaction for both checks; none stays open while the app answers.
     async with state.db_factory() as db, db.begin():
+        principal = await authenticate_app_request(request, db, now=state.clock())
         target = await resolve_target(
             db,
             principal,
-            session_id=session_id,
+            session_id=call.path_uuid("session_id"),
             service=call.path("service"),
             secret_key=state.config.secret_key.get_secret_value(),
         )
@@ -70,24 +72,22 @@ async def app_root(call: Call) -> web.StreamResponse:
     raise web.HTTPTemporaryRedirect(location)
 
 
-async def authenticate_app_request(request: web.Request, state: ManagerState) -> Principal:
-    now = state.clock()
+async def authenticate_app_request(
+    request: web.Request, db: AsyncSession, *, now: datetime
+) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    async with state.db_factory() as db, db.begin():
-        if scheme.lower() == "bearer" and value.strip():
-            return await auth_service.authenticate_bearer(db, token=value.strip(), now=now)
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            principal, _csrf = await auth_service.authenticate_cookie(
-                db, cookie_value=cookie, now=now
+    if scheme.lower() == "bearer" and value.strip():
+        return await auth_service.authenticate_bearer(db, token=value.strip(), now=now)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        principal, _csrf = await auth_service.authenticate_cookie(db, cookie_value=cookie, now=now)
+        if request.method not in SAFE_METHODS and not _same_origin(request):
+            raise Forbidden(
+                "cross-site request to an app refused (Origin does not match this host)",
+                code="csrf_failed",
             )
-            if request.method not in SAFE_METHODS and not _same_origin(request):
-                raise Forbidden(
-                    "cross-site request to an app refused (Origin does not match this host)",
-                    code="csrf_failed",
-                )
-            return principal
+        return principal
     raise Unauthenticated(
         "log in to open this app (browser login, or 'Authorization: Bearer <token>')",
         code="unauthenticated",
