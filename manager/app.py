@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +24,7 @@ from manager.api.middleware import build_middlewares
 from manager.api.openapi import build_openapi
 from manager.api.routes import all_routes, public_routes
 from manager.api.system import OPENAPI_KEY
+from manager.api.webui import add_web_ui_routes
 from manager.auth.crypto import Sealer
 from manager.config import ManagerConfig
 from manager.db.engine import create_db_factory, create_engine
@@ -68,6 +70,8 @@ def create_app(
         handler.berth_route = route  # type: ignore[attr-defined]  # read by the auth middleware
         app.router.add_route(route.method, route.path, handler)
     app[OPENAPI_KEY] = build_openapi(public_routes(), version=VERSION)
+    # Last: the SPA's catch-all route and its middleware must come after every API route.
+    add_web_ui_routes(app, Path(config.web_ui_dir) if config.web_ui_dir else None)
     return app
 
 
@@ -81,7 +85,7 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 async def _background_loops(app: web.Application) -> AsyncIterator[None]:
     """Start the loops and the wake-up relay; stop them before the DB engine closes."""
     state = app[STATE_KEY]
-    if not state.config.run_loops:
+    if state.config.loops == []:
         yield
         return
     assert state.http is not None
@@ -96,7 +100,7 @@ async def _background_loops(app: web.Application) -> AsyncIterator[None]:
         owner=owner,
         wake=lambda name: state.wake(name),
     )
-    loops = build_loops(ctx)
+    loops = build_loops(ctx, only=state.config.loops)
 
     def wake(name: str) -> None:
         loops.wake(name)

@@ -63,8 +63,10 @@ class ManagerConfig(BaseSettings):
     web_ui_dir: str | None = Field(
         None, description="Directory with the built web UI bundle served at `/` (None: built-in)."
     )
-    run_loops: bool = Field(
-        True, description="Run the background loops (scheduler, dispatch, ...) in this process."
+    loops: list[str] | None = Field(
+        None,
+        description="Background loops to run in this process (None: all of them; []: none). "
+        "Names: schedule, dispatch, terminate, liveness, reap, timeouts, idle.",
     )
     log_json: bool = Field(True, description="Write structured JSON logs (else key=value text).")
     log_level: str = Field("INFO", description="Python logging level name.")

@@ -72,7 +72,7 @@ def manager_config(manager_db_url: str) -> ManagerConfig:
         secret_key=SecretStr("test-secret-key-0123456789"),
         cluster_secret=SecretStr("test-cluster-secret"),
         log_json=False,
-        run_loops=False,  # API tests drive the services; loop tests start their own managers
+        loops=[],  # API tests drive the services; loop tests start their own managers
     )
 
 

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,12 +81,15 @@ def up(
         with console.status("starting the manager…"):
             group.start("manager", ["manager", "serve", "--config", str(manager_toml)], env=env)
             _wait_ready(f"{endpoint}/readyz", group)
-        for name, module, args in _optional_services(
-            data_dir, secrets_, endpoint, fake_gpus, runtime
-        ):
+        runtime = _pick_runtime(runtime)
+        _ensure_web_ui()
+        services = _optional_services(data_dir, secrets_, endpoint, fake_gpus, runtime, port)
+        for name, module, args in services:
             if importlib.util.find_spec(module) is None:
                 continue
             group.start(name, args, env=env)
+        with console.status("waiting for the local agent to register…"):
+            _wait_agent(endpoint, token, group)
         config_file = ClientConfig(endpoint=endpoint, token=token).save()
         console.print(f"[bold green]Berth is up[/bold green] at {endpoint}")
         console.print(f"  API docs:    {endpoint}/api/v1/docs")
@@ -93,6 +97,8 @@ def up(
         if password:
             console.print(f"  web login:   admin / {password}  (shown once)")
         console.print(f"  CLI config:  {config_file}  — `berth` commands work now")
+        console.print(f"  web UI:      {endpoint}/")
+        console.print(f"  local agent: runtime={runtime}, fake GPUs={fake_gpus}")
         console.print(f"  logs:        {group.log_dir}")
         console.print("Press Ctrl-C to stop.")
         group.wait_any()
@@ -149,9 +155,14 @@ class ProcessGroup:
 
 
 def _optional_services(
-    data_dir: Path, secrets_: dict[str, str], endpoint: str, fake_gpus: int, runtime: str
+    data_dir: Path,
+    secrets_: dict[str, str],
+    endpoint: str,
+    fake_gpus: int,
+    runtime: str,
+    port: int,
 ) -> list[tuple[str, str, list[str]]]:
-    """The agent and storage proxy, each with a generated config file."""
+    """The storage proxy and the agent, each with a generated config file."""
     agent_toml = data_dir / "agent.toml"
     plugins = '["fake"]' if fake_gpus else '["nvidia"]'
     agent_toml.write_text(
@@ -160,12 +171,14 @@ def _optional_services(
                 'node_id = "local"',
                 f'runtime = "{runtime}"',
                 f"device_plugins = {plugins}",
+                f"listen_port = {port + 1}",
+                f'advertised_url = "http://127.0.0.1:{port + 1}"',
                 f'manager_url = "{endpoint}"',
                 f'cluster_secret = "{secrets_["cluster_secret"]}"',
                 f'scratch_root = "{data_dir / "scratch"}"',
                 f'allowed_mount_roots = ["{data_dir / "volumes"}"]',
             ]
-            + ([f"[fake]\ncount = {fake_gpus}"] if fake_gpus else [])
+            + ([f"[device_options.fake]\ncount = {fake_gpus}"] if fake_gpus else [])
         )
         + "\n"
     )
@@ -174,6 +187,9 @@ def _optional_services(
     storage_toml.write_text(
         "\n".join(
             [
+                f"internal_port = {port + 2}",
+                f"public_port = {port + 3}",
+                f'public_url = "http://127.0.0.1:{port + 3}"',
                 f'cluster_secret = "{secrets_["cluster_secret"]}"',
                 f'token_secret = "{secrets_["token_secret"]}"',
                 "[[volumes]]",
@@ -192,6 +208,34 @@ def _optional_services(
         ),
         ("agent", "agent.app", ["agent", "serve", "-c", str(agent_toml)]),
     ]
+
+
+def _pick_runtime(requested: str) -> str:
+    """`auto` uses Docker when an engine answers, else the process runtime (HPC-style hosts)."""
+    if requested != "auto":
+        return requested
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "process"
+    return "docker" if done.returncode == 0 else "process"
+
+
+def _ensure_web_ui() -> None:
+    """Build the web UI bundle once, if this is a checkout with the build script and npm."""
+    root = Path(__file__).resolve().parents[2]
+    script = root / "scripts" / "build-web-ui"
+    if (root / "web_ui" / "dist" / "index.html").exists() or not script.exists():
+        return
+    if shutil.which("npm") is None:
+        console.print("[yellow]npm not found: the web UI is not built; the API works.[/yellow]")
+        return
+    with console.status("building the web UI (first start only)…"):
+        done = subprocess.run([str(script)], capture_output=True, text=True)
+    if done.returncode != 0:
+        console.print(
+            f"[yellow]web UI build failed; the API works.[/yellow]\n{done.stderr[-800:]}"
+        )
 
 
 def _load_secrets(data_dir: Path) -> dict[str, str]:
@@ -261,6 +305,24 @@ def _ensure_admin(
     token = _run_cli(args, env=env).strip()
     marker.write_text(username + "\n")
     return token, password
+
+
+def _wait_agent(endpoint: str, token: str, group: ProcessGroup) -> None:
+    """Sessions can only be placed once the node has reported; wait for its first heartbeat."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    request = urllib.request.Request(
+        f"{endpoint}/api/v1/agents", headers={"Authorization": f"Bearer {token}"}
+    )
+    while time.monotonic() < deadline:
+        group.check()
+        try:
+            with urllib.request.urlopen(request, timeout=2) as resp:
+                if json.loads(resp.read())["items"]:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the local agent did not register in {STARTUP_TIMEOUT_S:.0f}s; see the logs")
 
 
 def _wait_ready(url: str, group: ProcessGroup) -> None:

@@ -28,11 +28,17 @@ REGISTRY: dict[str, tuple[Step, float]] = {
 }
 
 
-def build_loops(ctx: LoopContext, extra: dict[str, tuple[Step, float]] | None = None) -> Loops:
-    loops = []
-    for name, (step, interval) in {**REGISTRY, **(extra or {})}.items():
-        loops.append(Loop(name=name, step=_bind(step, ctx), interval_s=interval))
-    return Loops(loops)
+def build_loops(ctx: LoopContext, *, only: list[str] | None = None) -> Loops:
+    unknown = set(only or ()) - set(REGISTRY)
+    if unknown:
+        raise ValueError(f"unknown loops: {', '.join(sorted(unknown))}")
+    return Loops(
+        [
+            Loop(name=name, step=_bind(step, ctx), interval_s=interval)
+            for name, (step, interval) in REGISTRY.items()
+            if only is None or name in only
+        ]
+    )
 
 
 def _bind(step: Step, ctx: LoopContext) -> Callable[[], Awaitable[bool]]:

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from manager.db.models import (
@@ -246,26 +246,30 @@ async def commit_plan(db: AsyncSession, plan: Plan, *, now: datetime) -> CommitR
 
 
 async def write_verdicts(db: AsyncSession, plan: Plan, *, now: datetime) -> int:
-    """Store why each unplaced session waits; one UPDATE per distinct verdict change."""
-    count = 0
-    for verdict in plan.verdicts.values():
-        payload = {
-            "code": verdict.code.value,
-            "message": verdict.message,
-            "queue_position": verdict.queue_position,
-            "details": _verdict_details(verdict),
-            "at": now.isoformat(),
+    """Store why each unplaced session waits, in one batched UPDATE (executemany)."""
+    rows = [
+        {
+            "sid": uuid.UUID(verdict.session_id),
+            "verdict": {
+                "code": verdict.code.value,
+                "message": verdict.message,
+                "queue_position": verdict.queue_position,
+                "details": _verdict_details(verdict),
+                "at": now.isoformat(),
+            },
         }
-        await db.execute(
-            update(SessionRow)
-            .where(
-                SessionRow.id == uuid.UUID(verdict.session_id),
-                SessionRow.status == SessionStatus.PENDING,
-            )
-            .values(pending_verdict=payload)
-        )
-        count += 1
-    return count
+        for verdict in plan.verdicts.values()
+    ]
+    if not rows:
+        return 0
+    table = cast(Table, SessionRow.__table__)
+    await db.execute(
+        table.update()
+        .where(table.c.id == bindparam("sid"), table.c.status == SessionStatus.PENDING.value)
+        .values(pending_verdict=bindparam("verdict")),
+        rows,
+    )
+    return len(rows)
 
 
 def _verdict_details(verdict: Any) -> dict[str, Any]:
