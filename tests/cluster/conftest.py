@@ -129,6 +129,9 @@ class StoreKit:
         self._stores: list[ConfigStore] = []
         # etcd grants whole seconds, at least 2; the file store honours fractions.
         self.ttl_s = 1.0 if kind == "etcd" else 0.5
+        # Leaders refresh every third of this: roomy enough that a loaded test machine does not
+        # make a healthy leader miss its refresh.
+        self.leader_ttl_s = 2.0
 
     def store(self, *, prefix: str | None = None) -> ConfigStore:
         chosen = prefix or self.prefix

@@ -170,8 +170,8 @@ async def wait_for_one_leader(*elections: LeaderElection) -> LeaderElection:
 class TestLeaderElection:
     async def test_exactly_one_of_two_contenders_leads(self, store_kit: StoreKit) -> None:
         name = unique("scheduler")
-        a = LeaderElection(store_kit.store(), name, "replica-a", ttl_s=store_kit.ttl_s * 2)
-        b = LeaderElection(store_kit.store(), name, "replica-b", ttl_s=store_kit.ttl_s * 2)
+        a = LeaderElection(store_kit.store(), name, "replica-a", ttl_s=store_kit.leader_ttl_s)
+        b = LeaderElection(store_kit.store(), name, "replica-b", ttl_s=store_kit.leader_ttl_s)
         async with a, b:
             leader = await wait_for_one_leader(a, b)
             follower = b if leader is a else a
@@ -186,8 +186,8 @@ class TestLeaderElection:
     ) -> None:
         name = unique("reaper")
         admin = store_kit.store()
-        a = LeaderElection(store_kit.store(), name, "replica-a", ttl_s=store_kit.ttl_s * 2)
-        b = LeaderElection(store_kit.store(), name, "replica-b", ttl_s=store_kit.ttl_s * 2)
+        a = LeaderElection(store_kit.store(), name, "replica-a", ttl_s=store_kit.leader_ttl_s)
+        b = LeaderElection(store_kit.store(), name, "replica-b", ttl_s=store_kit.leader_ttl_s)
         async with a, b:
             old = await wait_for_one_leader(a, b)
             new = b if old is a else a
@@ -207,7 +207,7 @@ class TestLeaderElection:
         lease = await ghost.leases.grant(store_kit.ttl_s)
         assert await ghost.put(f"leader/{name}", "ghost", lease=lease, if_absent=True)
         async with LeaderElection(
-            store_kit.store(), name, "replica-b", ttl_s=store_kit.ttl_s * 2
+            store_kit.store(), name, "replica-b", ttl_s=store_kit.leader_ttl_s
         ) as successor:
             assert not successor.is_leader
             await within(successor.wait_until_leader())
@@ -246,8 +246,8 @@ class TestLeaderElection:
 
             return work
 
-        a = LeaderElection(store_kit.store(), name, "replica-a", ttl_s=store_kit.ttl_s * 2)
-        b = LeaderElection(store_kit.store(), name, "replica-b", ttl_s=store_kit.ttl_s * 2)
+        a = LeaderElection(store_kit.store(), name, "replica-a", ttl_s=store_kit.leader_ttl_s)
+        b = LeaderElection(store_kit.store(), name, "replica-b", ttl_s=store_kit.leader_ttl_s)
         async with a, b:
             runners = [
                 asyncio.create_task(a.run(work_for("replica-a"))),  # type: ignore[arg-type]
