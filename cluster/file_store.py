@@ -143,7 +143,10 @@ class FileConfigStore:
                     self._write_raw(state.to_json())
                 return result
 
-        result = await asyncio.to_thread(locked)
+        try:
+            result = await asyncio.to_thread(locked)
+        except OSError as exc:
+            raise ConfigStoreError(f"config store file {self.path}: {exc}") from exc
         if state_holder and state_holder[0].dirty:
             self._notify()
         return result

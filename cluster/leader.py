@@ -150,8 +150,8 @@ class LeaderElection:
                 else:
                     await self.store.leases.revoke(lease)
                     await self._wait_for_vacancy()
-            except ClusterError as exc:
-                log.warning("leader election %s: %s; retrying", self.name, exc)
+            except Exception as exc:  # the campaign must outlive any store failure
+                log.warning("leader election %s: %r; retrying", self.name, exc)
                 await self._step_down(revoke=False)
                 await asyncio.sleep(self.retry_interval_s)
 
