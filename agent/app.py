@@ -16,6 +16,7 @@ from agent.devices.base import DevicePlugin
 from agent.heartbeat import Heartbeat
 from agent.node import Node
 from agent.plugins import load_device_plugins, load_runtime
+from agent.registry import NodeRegistry
 from agent.runtime.base import Closeable, ContainerRuntime
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,14 @@ def create_app(
                 await chosen_runtime.aclose()
 
     async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+        if config.config_store_url:  # register in the store; discover managers if unset
+            async with (
+                aiohttp.ClientSession() as http,
+                NodeRegistry(config=config, node=app[NODE_KEY], http=http),
+            ):
+                app[HEARTBEAT_KEY] = None
+                yield
+            return
         if not config.manager_url:
             app[HEARTBEAT_KEY] = None
             yield

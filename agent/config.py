@@ -95,6 +95,16 @@ class AgentConfig(BaseSettings):
         default=SecretStr(""),
         description="Shared secret sent and required in the X-Berth-Cluster-Secret header.",
     )
+    config_store_url: str | None = Field(
+        default=None,
+        description=(
+            "Config store (etcd://host:port/prefix) to register this node in under a lease and "
+            "to discover managers from when manager_url is unset; None: no registration."
+        ),
+    )
+    registration_ttl_s: float = Field(
+        default=10.0, ge=2, description="TTL of the node's registration lease in the store."
+    )
     heartbeat_interval_s: float = Field(
         default=3.0, gt=0, description="Seconds between node reports to the manager."
     )

@@ -37,16 +37,31 @@ def events_url(manager_url: str, node_id: str) -> str:
 
 
 class Heartbeat:
-    def __init__(self, *, node: Node, config: AgentConfig, http: aiohttp.ClientSession) -> None:
-        if not config.manager_url:
+    def __init__(
+        self,
+        *,
+        node: Node,
+        config: AgentConfig,
+        http: aiohttp.ClientSession,
+        manager_url: str | None = None,
+    ) -> None:
+        """`manager_url` (a discovered manager, see agent.registry) wins over the config's."""
+        url = manager_url or config.manager_url
+        if not url:
             raise ValueError("heartbeat needs manager_url")
         self._node = node
         self._http = http
         self._interval = config.heartbeat_interval_s
-        self._report_url = heartbeat_url(config.manager_url)
-        self._events_url = events_url(config.manager_url, config.node_id)
+        self._node_id = config.node_id
         self._headers = {CLUSTER_AUTH_HEADER: config.cluster_secret.get_secret_value()}
         self.failures = 0
+        self.retarget(url)
+
+    def retarget(self, manager_url: str) -> None:
+        """Send the next reports and events to another manager (every manager serves them)."""
+        self.manager_url = manager_url
+        self._report_url = heartbeat_url(manager_url)
+        self._events_url = events_url(manager_url, self._node_id)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -28,7 +28,9 @@ from manager.api.webui import add_web_ui_routes
 from manager.auth.crypto import Sealer
 from manager.config import ManagerConfig
 from manager.db.engine import create_db_factory, create_engine
+from manager.leader import ManagerMembership
 from manager.metrics import ApiMetrics
+from manager.ratelimit import rate_limits_ctx
 from manager.reconcilers import build_loops
 from manager.reconcilers.base import Loops
 from manager.reconcilers.context import LoopContext
@@ -62,6 +64,7 @@ def create_app(
 
     app.cleanup_ctx.append(dispose_engine)
     app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(rate_limits_ctx)
     app.cleanup_ctx.append(_background_loops)
 
     routes = all_routes()
@@ -110,12 +113,16 @@ async def _background_loops(app: web.Application) -> AsyncIterator[None]:
 
     state.wake = wake
     relay = asyncio.create_task(_relay_wakes(bus, loops, owner))
+    membership = ManagerMembership.from_config(state.config, identity=owner)
+    membership.guard(loops)  # liveness/reap/timeouts only on the leader (etcd store)
+    await membership.start()
     loops.start()
     try:
         yield
     finally:
         state.wake = lambda _name: None
         await loops.stop()
+        await membership.stop()
         relay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await relay

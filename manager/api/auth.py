@@ -8,6 +8,7 @@ from manager.api.framework import CSRF_TOKEN, Call
 from manager.api.middleware import SESSION_COOKIE
 from manager.api.schemas.common import PageResponse
 from manager.api.schemas.tenancy import TokenIssued, TokenOut, UserOut, WhoAmI
+from manager.ratelimit import RATE_LIMITS_KEY
 from manager.services import auth as auth_service
 from manager.services import tenancy
 from manager.state import STATE_KEY
@@ -15,6 +16,8 @@ from manager.state import STATE_KEY
 
 async def login(call: Call) -> web.Response:
     config = call.request.app[STATE_KEY].config
+    limits = call.request.app[RATE_LIMITS_KEY]
+    await limits.check_login(call.request.remote or "", call.body.username)
     result = await auth_service.login(
         call.tx,
         username=call.body.username,

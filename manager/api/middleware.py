@@ -27,6 +27,7 @@ from manager.errors import (
     Unavailable,
 )
 from manager.metrics import ApiMetrics
+from manager.ratelimit import RATE_LIMITS_KEY
 from manager.services import auth as auth_service
 from manager.state import STATE_KEY, ManagerState
 
@@ -172,9 +173,12 @@ async def _resolve_principal(request: web.Request, state: ManagerState) -> Princ
     scheme, _, value = header.partition(" ")
     async with state.db_factory() as db, db.begin():
         if scheme.lower() == "bearer" and value:
+            parsed = crypto.parse_token(value.strip())
+            await request.app[RATE_LIMITS_KEY].check_token(parsed[0] if parsed else value[:64])
             return await auth_service.authenticate_bearer(db, token=value.strip(), now=now)
         if scheme == crypto.SIGNATURE_SCHEME:
             fields = _parse_signature_header(value)
+            await request.app[RATE_LIMITS_KEY].check_token(fields["Credential"])
             return await auth_service.authenticate_signed(
                 db,
                 sealer=state.sealer,

@@ -1,0 +1,240 @@
+"""Node registration and manager discovery through the config store (etcd in a cluster).
+
+With `config_store_url` set, the agent keeps `agents/<node_id>` in the store under its own lease
+and, when `manager_url` is unset, finds managers under `managers/` (each manager keeps its own
+leased key there, see `manager/leader.py`). The heartbeat goes to one manager; when that one
+stops answering, or its key vanishes, the agent switches to another. PostgreSQL heartbeats stay
+the source of truth for node liveness: the store only tells processes where the others are.
+
+| key | value (JSON) | lease | writer |
+|---|---|---|---|
+| `agents/<node_id>` | `{"node_id", "url", "resource_group", "version"}` | the agent's | agent |
+| `managers/<identity>` | `{"id", "url"}` | the manager's | manager |
+| `storage-proxies/<name>` | `{"name", "url"}` | the proxy's | storage proxy |
+
+A store outage never stops the agent: the key is re-registered (with a new lease) once the store
+is back, and the heartbeat keeps its current manager meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from agent.config import AgentConfig
+from agent.heartbeat import Heartbeat
+from agent.node import Node
+from cluster.config_store import ConfigStore, Lease
+from cluster.errors import ClusterError, LeaseExpiredError
+from cluster.factory import create_config_store
+
+log = logging.getLogger(__name__)
+
+AGENTS_PREFIX = "agents/"
+MANAGERS_PREFIX = "managers/"
+STORAGE_PROXIES_PREFIX = "storage-proxies/"
+AGENT_VERSION = "0.1.0"
+
+
+class LeasedKey:
+    """Keep `key` = `value` in the store under a lease of `ttl_s` while `run()` runs.
+
+    The lease is refreshed every third of its TTL. When it is lost (expired while the store was
+    unreachable, or the store restarted empty) a new lease is granted and the key written again.
+    Store errors are logged and retried: registration helps discovery, it never stops a
+    process."""
+
+    def __init__(
+        self, store: ConfigStore, key: str, value: str, *, ttl_s: float, retry_s: float = 1.0
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.value = value
+        self.ttl_s = ttl_s
+        self.retry_s = retry_s
+        self.registered = asyncio.Event()
+        self._lease: Lease | None = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self._lease is None:
+                    lease = await self.store.leases.grant(self.ttl_s)
+                    await self.store.put(self.key, self.value, lease=lease)
+                    self._lease = lease
+                    self.registered.set()
+                    log.info("registered %s in the config store", self.key)
+                await asyncio.sleep(self._lease.ttl_s / 3)
+                await self.store.leases.refresh(self._lease)
+                if await self.store.get(self.key) != self.value:
+                    raise LeaseExpiredError(f"{self.key} was removed")
+            except LeaseExpiredError as exc:
+                log.warning("registration %s lost (%s); registering again", self.key, exc)
+                self._forget()
+            except ClusterError as exc:
+                log.warning("config store unreachable for %s: %s; retrying", self.key, exc)
+                await asyncio.sleep(self.retry_s)
+
+    def _forget(self) -> None:
+        self._lease = None
+        self.registered.clear()
+
+    async def revoke(self) -> None:
+        """Remove the key now (clean shutdown), so others stop using this process at once."""
+        lease, self._lease = self._lease, None
+        self.registered.clear()
+        if lease is not None:
+            with contextlib.suppress(ClusterError):
+                await self.store.leases.revoke(lease)
+
+
+async def discover(store: ConfigStore, prefix: str) -> dict[str, dict[str, Any]]:
+    """Every registration under `prefix` by its name (the key without the prefix); entries that
+    are not JSON objects with a `url` are skipped."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, raw in (await store.get_prefix(prefix)).items():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("url"), str):
+            found[key[len(prefix) :]] = value
+    return found
+
+
+async def manager_urls(store: ConfigStore) -> list[str]:
+    """Base URLs of the registered managers, sorted (each agent starts with the first)."""
+    return sorted({entry["url"] for entry in (await discover(store, MANAGERS_PREFIX)).values()})
+
+
+async def storage_proxy_urls(store: ConfigStore) -> dict[str, str]:
+    """Registered storage proxies: name → base URL of the internal API."""
+    return {name: e["url"] for name, e in (await discover(store, STORAGE_PROXIES_PREFIX)).items()}
+
+
+def agent_registration(config: AgentConfig) -> str:
+    return json.dumps(
+        {
+            "node_id": config.node_id,
+            "url": config.public_url,
+            "resource_group": config.resource_group,
+            "version": AGENT_VERSION,
+        },
+        sort_keys=True,
+    )
+
+
+class NodeRegistry:
+    """Register this node and run its heartbeat against a configured or discovered manager.
+
+    `async with NodeRegistry(config=..., node=..., http=...) as registry:` starts both in the
+    background; `registry.heartbeat` is the running `Heartbeat` once a manager is known."""
+
+    def __init__(
+        self,
+        *,
+        config: AgentConfig,
+        node: Node,
+        http: aiohttp.ClientSession,
+        store: ConfigStore | None = None,
+    ) -> None:
+        if store is None and not config.config_store_url:
+            raise ValueError("NodeRegistry needs config_store_url (or a store)")
+        self.config = config
+        self.node = node
+        self.http = http
+        self._owns_store = store is None
+        self.store = store or create_config_store(str(config.config_store_url))
+        self.registration = LeasedKey(
+            self.store,
+            AGENTS_PREFIX + config.node_id,
+            agent_registration(config),
+            ttl_s=config.registration_ttl_s,
+        )
+        self.heartbeat: Heartbeat | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Self:
+        self._tasks = [
+            asyncio.create_task(self.registration.run(), name="agent-registration"),
+            asyncio.create_task(self._drive_heartbeat(), name="agent-heartbeat"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.registration.revoke()
+        if self._owns_store:
+            await self.store.close()
+
+    async def _drive_heartbeat(self) -> None:
+        fixed = self.config.manager_url
+        url = fixed or await self._wait_for_manager()
+        heartbeat = Heartbeat(node=self.node, config=self.config, http=self.http, manager_url=url)
+        self.heartbeat = heartbeat
+        beating = asyncio.create_task(heartbeat.run(), name="agent-heartbeat-run")
+        try:
+            if fixed:
+                await beating
+            else:
+                await self._follow_managers(heartbeat)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    async def _known_managers(self) -> list[str] | None:
+        try:
+            return await manager_urls(self.store)
+        except ClusterError as exc:
+            log.warning("cannot list managers: %s", exc)
+            return None
+
+    async def _wait_for_manager(self) -> str:
+        while True:
+            urls = await self._known_managers()
+            if urls:
+                log.info("discovered managers %s", urls)
+                return urls[0]
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def _follow_managers(self, heartbeat: Heartbeat) -> None:
+        """Switch to another registered manager when the current one fails a report or
+        deregisters. With the store down, stay on the current one."""
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+            current = heartbeat.manager_url
+            if heartbeat.failures == 0:
+                urls = await self._known_managers()
+                if urls is None or not urls or current in urls:
+                    continue
+            else:
+                urls = await self._known_managers()
+                if not urls:
+                    continue
+            choice = _next_url(urls, current)
+            if choice != current:
+                log.warning("switching manager", extra={"from": current, "to": choice})
+                heartbeat.retarget(choice)
+
+
+def _next_url(urls: list[str], current: str) -> str:
+    """The manager after `current` in the sorted list (wrapping), or the first one."""
+    if current not in urls:
+        return urls[0]
+    return urls[(urls.index(current) + 1) % len(urls)]
