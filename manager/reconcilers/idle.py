@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 
@@ -92,16 +93,23 @@ async def _candidates(
         node_ids = {c.node_id for cs in by_session.values() for c in cs}
         agents = (await db.scalars(select(AgentRow).where(AgentRow.id.in_(node_ids)))).all()
         agent_devices = {a.id: list(a.devices or []) for a in agents}
-        candidates = [_candidate(row, by_session.get(row.id, [])) for row in rows]
+        hosts = {a.id: urlsplit(a.advertised_url).hostname or "" for a in agents}
+        candidates = [_candidate(row, by_session.get(row.id, []), hosts) for row in rows]
     return candidates, agent_devices
 
 
-def _candidate(row: SessionRow, containers: list[SessionContainerRow]) -> Candidate:
+def _candidate(
+    row: SessionRow, containers: list[SessionContainerRow], hosts: dict[str, str]
+) -> Candidate:
     jupyter = None
     for container in containers:
         for port in container.ports or []:
             if port.get("name") == JUPYTER_SERVICE and jupyter is None:
-                jupyter = (str(port.get("host_ip") or "127.0.0.1"), int(port["host_port"]))
+                host = str(port.get("host_ip") or "")
+                if host in ("", "0.0.0.0", "::"):  # published on every address of the node
+                    host = hosts.get(container.node_id, "")
+                if host:
+                    jupyter = (host, int(port["host_port"]))
     return Candidate(
         facts=idle.SessionFacts(
             session_id=row.id,

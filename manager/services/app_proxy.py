@@ -291,21 +291,24 @@ class AppProxy:
             )
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise _starting(target, exc) from None
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for name, value in upstream.headers.items():
+            if name.lower() not in _HOP_BY_HOP:
+                response.headers.add(name, value)
+        if upstream.content_length is not None and request.method != "HEAD":
+            response.content_length = upstream.content_length
         try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for name, value in upstream.headers.items():
-                if name.lower() not in _HOP_BY_HOP:
-                    response.headers.add(name, value)
-            if upstream.content_length is not None and request.method != "HEAD":
-                response.content_length = upstream.content_length
             await response.prepare(request)
             if request.method != "HEAD":
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
             await response.write_eof()
-            return response
+        except (ConnectionResetError, aiohttp.ClientPayloadError) as exc:
+            # One side went away mid-stream (tab closed, app restarted): nothing to tell anyone.
+            log.info("app response cut short", extra={"error": repr(exc)})
         finally:
             upstream.release()
+        return response
 
     async def _forward_ws(self, request: web.Request, target: AppTarget) -> web.StreamResponse:
         offered = [
