@@ -29,7 +29,7 @@ from client.sdk.admin import QUOTA_KINDS
 from client.sdk.client import AsyncBerth
 from manager.api.schemas.quotas import QuotaOut, UsageReport
 
-nodes_app = typer.Typer(help="Nodes: list, cordon, uncordon, drain.", no_args_is_help=True)
+nodes_app = typer.Typer(help="Nodes: list, cordon, uncordon, drain.")
 groups_app = typer.Typer(help="Resource groups.", no_args_is_help=True)
 quotas_app = typer.Typer(help="Quotas per domain, project, user.", no_args_is_help=True)
 admin_app.add_typer(nodes_app, name="nodes")

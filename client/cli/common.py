@@ -200,13 +200,13 @@ def duration_or_usage(text: str | None, option: str) -> int | None:
         fail(ExitCode.USAGE, f"{option}: {exc}")
 
 
-def parse_pairs(items: Sequence[str], option: str) -> dict[str, str]:
+def parse_pairs(items: Sequence[str], option: str, form: str = "KEY=VALUE") -> dict[str, str]:
     """`KEY=VALUE` options into a dict; a malformed one is a usage error."""
     result: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            fail(ExitCode.USAGE, f"{option} expects KEY=VALUE, got {item!r}")
+            fail(ExitCode.USAGE, f"{option} expects {form}, got {item!r}")
         result[key.strip()] = value.strip()
     return result
 
@@ -214,7 +214,7 @@ def parse_pairs(items: Sequence[str], option: str) -> dict[str, str]:
 def parse_amounts(items: Sequence[str], option: str) -> dict[str, str | int | float]:
     """`SLOT=AMOUNT` pairs; numbers stay numbers, `mem=4g` stays a string for the manager."""
     amounts: dict[str, str | int | float] = {}
-    for slot, value in parse_pairs(items, option).items():
+    for slot, value in parse_pairs(items, option, "SLOT=AMOUNT").items():
         if not value:
             fail(ExitCode.USAGE, f"{option} {slot}= needs an amount")
         amounts[slot] = _number(value)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-import click
 import typer
 
 from client.cli import services, up
@@ -56,22 +55,36 @@ def _register() -> None:
 _register()
 
 
+def _cli_errors() -> tuple[type[Exception], ...]:
+    """Usage-error classes: typer's vendored click, and click itself with older typer."""
+    from typer.exceptions import TyperException
+
+    classes: list[type[Exception]] = [TyperException]
+    try:
+        import click
+
+        classes.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
 def main() -> None:
     command = typer.main.get_command(app)
     try:
         result = command.main(prog_name="berth", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()
-        sys.exit(0)
-    except click.UsageError as exc:
-        exc.show()
-        sys.exit(int(ExitCode.USAGE))
-    except click.Abort:
+    except _cli_errors() as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)
+        # click's usage errors exit 2, which jobs use too; Berth's is 64.
+        code = getattr(exc, "exit_code", 1)
+        sys.exit(int(ExitCode.USAGE) if code in (1, 2) else code)
+    except typer.Abort:
         sys.stderr.write("berth: aborted\n")
         sys.exit(int(ExitCode.INTERRUPTED))
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(int(ExitCode.USAGE))
     sys.exit(result if isinstance(result, int) else 0)
 
 
