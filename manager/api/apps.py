@@ -66,7 +66,7 @@ async def app_root(call: Call) -> web.StreamResponse:
     """`/apps/{session}/{service}` → the same path with a trailing slash (apps use relative
     links)."""
     call.path_uuid("session_id")
-    location = call.request.rel_url.path + "/"
+    location = call.request.rel_url.raw_path + "/"
     if call.request.rel_url.query_string:
         location += "?" + call.request.rel_url.query_string
     raise web.HTTPTemporaryRedirect(location)

@@ -255,7 +255,9 @@ class AppProxy:
         if self._client is None:
             # No total/read timeout: notebooks stream and long-poll; the cookie jar stays empty
             # so one user's app cookies never travel with another user's request.
+            # No connection limit either: every open notebook WebSocket holds one.
             self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
