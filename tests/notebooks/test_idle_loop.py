@@ -3,6 +3,7 @@ what it records."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,3 +166,21 @@ async def test_jupyter_kernels_keep_a_session(
     seen["kernels"] = [{"id": "k", "execution_state": "idle", "last_activity": old.isoformat()}]
     await idle_step(loop_ctx)
     assert (await rows.get(session.id)).status is SessionStatus.TERMINATING
+
+
+async def test_two_managers_cull_a_session_once(
+    loop_ctx: LoopContext, rows: Rows, tenant: Tenant, world: World
+) -> None:
+    node = await rows.agent()
+    idle = await rows.session(
+        tenant, node_id=node.id, ports=[], idle_timeout_s=30, started_ago_s=600
+    )
+    await asyncio.gather(idle_step(loop_ctx), idle_step(loop_ctx), idle_step(loop_ctx))
+    async with world.db_factory() as db:
+        reasons = (
+            await db.scalars(
+                select(SessionHistoryRow.reason).where(SessionHistoryRow.session_id == idle.id)
+            )
+        ).all()
+    assert list(reasons).count(Reason.IDLE_TIMEOUT) == 1
+    assert (await rows.get(idle.id)).status is SessionStatus.TERMINATING
