@@ -93,6 +93,11 @@ class MountSpec(_Model):
     host_path: str
     container_path: str
     mode: MountMode = MountMode.RO
+    fuse: dict[str, str] | None = Field(
+        default=None,
+        description="A storage_proxy.contract.FuseMountSpec: the agent mounts the folder with "
+        "FUSE for this container (host_path is then unused) and unmounts it on destroy.",
+    )
 
 
 class PortProtocol(StrEnum):

@@ -70,6 +70,15 @@ class ManagerConfig(BaseSettings):
     )
     log_json: bool = Field(True, description="Write structured JSON logs (else key=value text).")
     log_level: str = Field("INFO", description="Python logging level name.")
+    storage_proxy_url: str | None = Field(
+        None,
+        description="Base URL of the storage proxy's internal API (authenticated with "
+        "cluster_secret); None: no virtual folders.",
+    )
+    storage_token_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Key signing the storage proxy's public tokens (its token_secret).",
+    )
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> ManagerConfig:

@@ -14,6 +14,7 @@ from manager.db.models.tenancy import (
     UserRole,
     UserRow,
 )
+from manager.db.models.vfolders import ShareMode, VFolderRow, VFolderShareRow, VFolderStatus
 
 __all__ = [
     "AgentRow",
@@ -32,7 +33,11 @@ __all__ = [
     "SessionContainerRow",
     "SessionHistoryRow",
     "SessionRow",
+    "ShareMode",
     "UserRole",
     "UserRow",
+    "VFolderRow",
+    "VFolderShareRow",
+    "VFolderStatus",
     "WebSessionRow",
 ]
