@@ -46,6 +46,7 @@ from agent.errors import (
     ContainerNotFound,
     RuntimeUnavailable,
 )
+from agent.fuse_mounts import FuseMounts
 from agent.mounts import validate_mounts
 from agent.runtime.base import (
     ContainerRuntime,
@@ -99,6 +100,7 @@ class Node:
         self._events: deque[ContainerEvent] = deque(maxlen=EVENT_BUFFER)
         self.events_ready = asyncio.Event()
         self.health = RuntimeHealth(status="degraded", message="not synced yet")
+        self.fuse = FuseMounts(config.scratch_root / "fuse")
 
     # -- startup ---------------------------------------------------------------------------
 
@@ -113,13 +115,17 @@ class Node:
         cpu, mem = _host_capacity(self.config)
         self.allocator = Allocator(devices=self.devices, cpu=cpu, mem=mem)
         await self.sync()
+        await self.fuse.release_all_but(set(self._records))
 
     # -- commands --------------------------------------------------------------------------
 
     async def create_container(self, request: CreateContainerRequest) -> ContainerInfo:
         """All or nothing: any failure releases devices and ports and removes the container."""
         cid = request.container_id
-        mounts = validate_mounts(request.mounts, allowed_roots=self.config.allowed_mount_roots)
+        mounts = validate_mounts(
+            self.fuse.plan(cid, request.mounts),
+            allowed_roots=[*self.config.allowed_mount_roots, str(self.fuse.dir_of(cid))],
+        )
         async with self._lock:
             if cid in self._records or cid in self._busy:
                 raise ContainerExists(f"container {cid} already exists on this node")
@@ -137,6 +143,7 @@ class Node:
             for port, host_port in zip(request.ports, host_ports, strict=True)
         ]
         try:
+            await self.fuse.mount(cid, request.mounts, user=request.user)
             spec = self._runtime_spec(request, allocation, published, mounts)
             created = await self.runtime.create(spec)
         except BaseException as exc:
@@ -170,6 +177,7 @@ class Node:
                 self.allocator.release(container_id)
                 self.ports.release(container_id)
             _remove_scratch(self._scratch(container_id))
+            await self.fuse.release(container_id)
         finally:
             self._busy.discard(container_id)
             self._skipped.discard(container_id)
@@ -280,6 +288,7 @@ class Node:
                 info = self._records.pop(cid)
                 self.allocator.release(cid)
                 self.ports.release(cid)
+                self._spawn(self.fuse.release(cid))
                 self._emit(info, ContainerEventKind.DESTROYED)
             self._gone = {c: at for c, at in self._gone.items() if at > listed_at - GONE_MEMORY_S}
 
@@ -330,6 +339,8 @@ class Node:
             self.allocator.release(cid)
             self.ports.release(cid)
         _remove_scratch(self._scratch(cid))
+        if runtime_may_hold:  # else the mounts may belong to the container that exists
+            await self.fuse.release(cid)
 
     def _runtime_spec(
         self,

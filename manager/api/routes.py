@@ -12,6 +12,7 @@ from manager.api.schemas import resource_groups as rg
 from manager.api.schemas import sessions as ss
 from manager.api.schemas import tenancy as t
 from manager.api.schemas.common import PageResponse
+from manager.api.vfolders import VFOLDER_ROUTES
 
 V1 = "/api/v1"
 
@@ -549,6 +550,7 @@ def all_routes() -> list[Route]:
         *SESSION_ROUTES,
         *AGENT_ROUTES,
         *QUOTA_ROUTES,
+        *VFOLDER_ROUTES,
         *INTERNAL_ROUTES,
     ]
 

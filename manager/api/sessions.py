@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import datetime
 
@@ -20,10 +21,11 @@ from manager.api.schemas.sessions import (
 )
 from manager.clients.agent import AgentClient, AgentError
 from manager.db.models import AgentRow, SessionContainerRow, SessionHistoryRow, SessionRow
-from manager.errors import InvalidRequest, NotFound, Unavailable
+from manager.errors import NotFound, Unavailable
 from manager.lifecycle.session import TERMINAL, SessionStatus
 from manager.services import sessions as session_service
 from manager.services.ledger import to_amounts
+from manager.services.vfolders import open_storage, resolve_mounts
 from manager.state import STATE_KEY
 
 SSE_POLL_S = 0.5  # history is polled this often while a client listens; events only wake it
@@ -53,7 +55,9 @@ def session_out(
         multi_node=row.multi_node,
         priority=row.priority,
         tags=row.tags,
-        mounts=[{k: v for k, v in m.items() if k != "host_path"} for m in row.mounts],
+        mounts=[
+            {k: v for k, v in m.items() if k not in ("host_path", "fuse")} for m in row.mounts
+        ],
         idle_timeout_s=row.idle_timeout_s,
         max_duration_s=row.max_duration_s,
         max_retries=row.max_retries,
@@ -70,10 +74,12 @@ def session_out(
 async def create_session(call: Call) -> SessionOut:
     spec = session_service.NewSession(**call.body.model_dump(mode="python"))
     if spec.mounts:
-        raise InvalidRequest(
-            "mounting virtual folders needs the storage proxy; see docs/storage.md",
-            code="mounts_unavailable",
+        state = call.request.app[STATE_KEY]
+        storage = (
+            open_storage(state.config, state.http) if state.config.storage_proxy_url else None
         )
+        mounts = await resolve_mounts(call.tx, call.me, mounts=spec.mounts, storage=storage)
+        spec = dataclasses.replace(spec, mounts=mounts)
     row = await session_service.create_session(call.tx, call.me, spec=spec, now=call.now)
     call.request.app[STATE_KEY].wake("schedule")
     return session_out(row)

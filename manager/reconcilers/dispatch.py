@@ -126,7 +126,16 @@ def build_request(
         env=env,
         slots=to_amounts(container.slots),
         devices=container.devices or None,
-        mounts=[MountSpec.model_validate(m) for m in session.mounts if "host_path" in m],
+        mounts=[
+            MountSpec(
+                host_path=m["host_path"],
+                container_path=m["container_path"],
+                mode=m["mode"],
+                fuse=m.get("fuse"),
+            )
+            for m in session.mounts
+            if "host_path" in m
+        ],
         ports=[ServicePort.model_validate(p) for p in session.ports],
         labels={SESSION_LABEL: str(session.id), "ai.berth.session-name": session.name},
     )
