@@ -31,7 +31,7 @@ app.command("up")(up.up)
 def _register() -> None:
     """Client commands. Imported here, not at the top, so server subcommands do not pay for the
     SDK and the SDK does not import the server subcommands."""
-    from client.cli import admin, admin_cluster, run, sessions
+    from client.cli import admin, admin_cluster, run, sessions, vf
 
     app.command("login")(sessions.login)
     app.command("whoami")(sessions.whoami)
@@ -46,6 +46,7 @@ def _register() -> None:
     app.command("rm")(sessions.rm)
     assert admin_cluster.admin_app is admin.admin_app  # admin_cluster adds its groups to it
     app.add_typer(admin.admin_app, name="admin")
+    app.add_typer(vf.vf_app, name="vf")
     if importlib.util.find_spec("client.cli.images") is not None:
         from client.cli.images import images_app
 

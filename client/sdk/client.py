@@ -23,6 +23,7 @@ from client.sdk.admin import (
 from client.sdk.errors import BerthConfigError
 from client.sdk.http import RetryPolicy, Transport
 from client.sdk.sessions import Sessions
+from client.sdk.vfolders import VFolders
 
 if TYPE_CHECKING:
     from manager.api.schemas.tenancy import WhoAmI
@@ -34,7 +35,8 @@ class AsyncBerth:
     """One manager, one token. Use as `async with AsyncBerth.from_config() as berth: ...`.
 
     Resources hang off the client: `sessions`, `nodes`, `users`, `projects`, `domains`,
-    `tokens`, `groups`, `quotas`, `usage`. Models are the manager's own pydantic schemas."""
+    `tokens`, `groups`, `quotas`, `usage`, `vfolders`. Models are the manager's own pydantic
+    schemas."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class AsyncBerth:
         self.groups = ResourceGroups(self)
         self.quotas = Quotas(self)
         self.usage = Usage(self)
+        self.vfolders = VFolders(self)
 
     @classmethod
     def from_config(
