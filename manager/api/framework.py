@@ -57,6 +57,8 @@ Handler = Callable[[Call], Awaitable[Any]]
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
+# The transaction opened by the auth middleware for transactional routes, reused by the handler.
+DB_HANDLE = web.RequestKey("db", AsyncSession)
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,14 @@ def make_handler(
         body = await _parse_body(request, route.body)
         query = _parse_query(request, route.query)
         call = Call(request=request, principal=principal, body=body, query=query, now=clock())
-        if route.transactional:
+        if route.transactional and DB_HANDLE in request:
+            call.db = request[DB_HANDLE]
+            # Serialize inside the transaction so lazy attributes still load.
+            response = _to_response(route, await route.handler(call))
+        elif route.transactional:
             async with db_factory() as db, db.begin():
                 call.db = db
-                result = await route.handler(call)
-                # Serialize inside the transaction so lazy attributes still load.
-                response = _to_response(route, result)
+                response = _to_response(route, await route.handler(call))
         else:
             response = _to_response(route, await route.handler(call))
         return response

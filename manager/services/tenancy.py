@@ -20,7 +20,7 @@ from manager.db.models import (
     UserRole,
     UserRow,
 )
-from manager.errors import Conflict, NotFound
+from manager.errors import Conflict, Forbidden, NotFound
 from manager.services.common import apply_changes, insert_row, require
 from manager.services.pagination import Page, paginate
 
@@ -226,6 +226,11 @@ async def update_user(
 ) -> UserRow:
     row = await get_user(db, principal, user_id=user_id)
     is_admin = principal.is_domain_admin_of(row.domain_id)
+    if row.id == principal.user_id and (
+        changes.get("is_active") is False or changes.get("role") not in (None, row.role)
+    ):
+        # Nobody can lock themself out; another admin has to do it.
+        raise Forbidden("you cannot deactivate or demote your own account")
     if not is_admin:
         require(
             row.id == principal.user_id and set(changes) <= SELF_EDITABLE,
