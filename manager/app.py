@@ -19,6 +19,7 @@ from aiohttp import web
 from cluster.bus import EventBus
 from cluster.factory import create_event_bus
 from manager import logs
+from manager.api.apps import install_app_proxy
 from manager.api.framework import make_handler, utc_clock
 from manager.api.middleware import build_middlewares
 from manager.api.openapi import build_openapi
@@ -57,6 +58,7 @@ def create_app(
         metrics=metrics,
     )
     app[STATE_KEY] = state
+    install_app_proxy(app)
 
     async def dispose_engine(_: web.Application) -> AsyncIterator[None]:
         yield

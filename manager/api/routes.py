@@ -4,7 +4,9 @@ Later resources (agents, sessions, vfolders, images, apps) append their tables h
 from __future__ import annotations
 
 from manager.api import agents, auth, quotas, resource_groups, sessions, system, tenancy
+from manager.api.apps import APP_ROUTES
 from manager.api.framework import Route
+from manager.api.images import IMAGE_ROUTES
 from manager.api.permissions import Permission as P
 from manager.api.schemas import agents as ag
 from manager.api.schemas import quotas as qs
@@ -551,6 +553,8 @@ def all_routes() -> list[Route]:
         *AGENT_ROUTES,
         *QUOTA_ROUTES,
         *VFOLDER_ROUTES,
+        *IMAGE_ROUTES,
+        *APP_ROUTES,
         *INTERNAL_ROUTES,
     ]
 

@@ -23,6 +23,7 @@ from manager.lifecycle.record import transition
 from manager.lifecycle.session import Reason, SessionStatus
 from manager.reconcilers.base import Leased, lease_sessions, load_leased, release_lease
 from manager.reconcilers.context import LoopContext
+from manager.services.app_proxy import app_env
 from manager.services.ledger import to_amounts
 
 log = logging.getLogger("berth.manager.dispatch")
@@ -102,17 +103,25 @@ async def _prepare(ctx: LoopContext, leased: Leased) -> list[Job]:
                 Job(
                     container_id=container.id,
                     base_url=urls[container.node_id],
-                    request=build_request(session, container, cluster_size=len(containers)),
+                    request=build_request(
+                        session,
+                        container,
+                        cluster_size=len(containers),
+                        secret_key=ctx.config.secret_key.get_secret_value(),
+                    ),
                 )
             )
         return jobs
 
 
 def build_request(
-    session: SessionRow, container: SessionContainerRow, *, cluster_size: int
+    session: SessionRow, container: SessionContainerRow, *, cluster_size: int, secret_key: str
 ) -> CreateContainerRequest:
+    # The app token and prefix are added here, after the user's env so ours wins, and never
+    # stored on the session, so the token does not show in the API.
     env = {
         **session.env,
+        **app_env(secret_key, session.id),
         "BERTH_SESSION_ID": str(session.id),
         "BERTH_SESSION_NAME": session.name,
         "BERTH_CONTAINER_INDEX": str(container.index),

@@ -35,6 +35,7 @@ from manager.lifecycle.session import (
     SessionType,
 )
 from manager.scheduler.slots import InvalidSlotValue, parse_amount
+from manager.services import images
 from manager.services.ledger import Amounts, session_scopes, to_amounts, to_json
 from manager.services.pagination import Page, paginate
 from manager.services.tenancy import get_project
@@ -109,6 +110,7 @@ async def create_session(
                 code="resource_group_denied",
             )
     await _check_fits_some_node(db, spec=spec, per_container=per_container)
+    await images.check_image_allowed(db, image=spec.image, project_id=project.id)
     total = {k: v * spec.containers for k, v in per_container.items()}
     _check_absolute_quota(policies, total)
     await _check_pending_limit(db, policies, principal=principal, project=project)
@@ -128,6 +130,7 @@ async def create_session(
         containers_spec=[to_json(per_container) for _ in range(spec.containers)],
         multi_node=spec.multi_node,
         mounts=spec.mounts,
+        ports=await images.service_ports_for(db, image=spec.image),
         tags=spec.tags,
         priority=spec.priority,
         idle_timeout_s=spec.idle_timeout_s

@@ -3,6 +3,7 @@
 from manager.db.models.agents import AgentRow, AgentStatus
 from manager.db.models.auth import ApiTokenRow, SeenSignatureRow, WebSessionRow
 from manager.db.models.base import Base
+from manager.db.models.images import ImageRuleProjectRow, ImageRuleRow
 from manager.db.models.quotas import QuotaUsageRow, ResourcePolicyRow
 from manager.db.models.resource_groups import ResourceGroupProjectRow, ResourceGroupRow
 from manager.db.models.sessions import SessionContainerRow, SessionHistoryRow, SessionRow
@@ -22,6 +23,8 @@ __all__ = [
     "ApiTokenRow",
     "Base",
     "DomainRow",
+    "ImageRuleProjectRow",
+    "ImageRuleRow",
     "MembershipRow",
     "ProjectRole",
     "ProjectRow",
