@@ -222,7 +222,7 @@ class Node:
             runtime=self.runtime.name,
             capacity=self.allocator.capacity(),
             free=self.allocator.free(),
-            devices=self.devices,
+            devices=self._devices_with_metrics(),
             device_free=self.allocator.device_free(),
             containers=self.list_containers(),
             images=images,
@@ -231,6 +231,34 @@ class Node:
             agent_version=AGENT_VERSION,
             reported_at=self._clock(),
         )
+
+    def _devices_with_metrics(self) -> list[DeviceInfo]:
+        """The inventory with each device's live utilisation, memory use and temperature in its
+        attributes (strings, as the contract's attributes are), for the manager's node views and
+        the idle culler. A plugin whose metrics fail still reports its devices."""
+        live: dict[str, dict[str, str]] = {}
+        for plugin in self._plugins:
+            ids = [d.id for d in self.devices if self._plugin_of.get(d.id) is plugin]
+            if not ids:
+                continue
+            try:
+                samples = plugin.metrics(ids)
+            except Exception as exc:  # a flaky driver must not stop heartbeats
+                log.warning("device metrics failed for %s: %s", plugin.name, exc)
+                continue
+            for sample in samples:
+                values = {
+                    "utilization_pct": sample.utilization_pct,
+                    "memory_used_bytes": sample.memory_used_bytes,
+                    "temperature_c": sample.temperature_c,
+                }
+                live[sample.device_id] = {k: str(v) for k, v in values.items() if v is not None}
+        return [
+            d.model_copy(update={"attributes": {**d.attributes, **live[d.id]}})
+            if d.id in live
+            else d
+            for d in self.devices
+        ]
 
     # -- events ----------------------------------------------------------------------------
 
