@@ -19,7 +19,7 @@ from client.sdk.errors import BerthAPIError
 
 if TYPE_CHECKING:
     from client.sdk.client import AsyncBerth
-    from manager.api.schemas.vfolders import ShareOut, TokenOut, VFolderOut
+    from manager.api.schemas.vfolders import FolderTokenOut, ShareOut, VFolderOut
     from storage_proxy.contract import FileEntry
 
 V1 = "/api/v1/vfolders"
@@ -91,14 +91,16 @@ class VFolders:
         answer = await self._api.get(await self._path(ref, "files"), params={"path": path})
         return FileList.model_validate(answer).entries
 
-    async def token(self, ref: str, *, op: str, path: str | None = None) -> TokenOut:
+    async def token(self, ref: str, *, op: str, path: str | None = None) -> FolderTokenOut:
         """A storage-proxy URL and a token for one operation on the folder."""
-        from manager.api.schemas.vfolders import TokenOut
+        from manager.api.schemas.vfolders import FolderTokenOut
 
         body: dict[str, Any] = {"op": op}
         if path is not None:
             body["path"] = path
-        return TokenOut.model_validate(await self._api.post(await self._path(ref, "token"), body))
+        return FolderTokenOut.model_validate(
+            await self._api.post(await self._path(ref, "token"), body)
+        )
 
     async def upload(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from manager.api.framework import Route
 from manager.api.permissions import Permission
@@ -16,20 +16,32 @@ _PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 
 
 def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
-    schemas: dict[str, Any] = {}
+    """All models are rendered in one pydantic pass, which gives two models that share a class
+    name (say, two `TokenOut`s in different modules) distinct component names."""
     paths: dict[str, dict[str, Any]] = {}
+    inputs: list[tuple[str, Any, TypeAdapter[Any]]] = [
+        ("error", "serialization", TypeAdapter(ErrorBody))
+    ]
+    for i, route in enumerate(routes):
+        if route.body is not None:
+            inputs.append((f"body{i}", "validation", TypeAdapter(route.body)))
+        if route.query is not None:
+            inputs.append((f"query{i}", "validation", TypeAdapter(route.query)))
+        if route.response not in (None, "text"):
+            inputs.append((f"response{i}", "serialization", TypeAdapter(route.response)))
+    rendered, definitions = TypeAdapter.json_schemas(inputs, ref_template=_REF)
+    schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
 
-    def ref(tp: Any) -> dict[str, Any]:
-        schema = TypeAdapter(tp).json_schema(ref_template=_REF)
-        schemas.update(schema.pop("$defs", {}))
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            name = tp.__name__.replace("[", "_").replace("]", "").replace(",", "_")
-            schemas[name] = schema
-            return {"$ref": _REF.format(model=name)}
+    def ref(key: str, mode: str) -> dict[str, Any]:
+        return dict(rendered[(key, mode)])  # type: ignore[index]
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in schema:
+            return dict(schemas[schema["$ref"].rsplit("/", 1)[1]])
         return schema
 
-    error = ref(ErrorBody)
-    for route in routes:
+    error = ref("error", "serialization")
+    for i, route in enumerate(routes):
         path = _PARAM.sub(r"{\1}", route.path)
         op: dict[str, Any] = {
             "summary": route.summary,
@@ -43,8 +55,7 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
             for n in _PARAM.findall(route.path)
         ]
         if route.query is not None:
-            qschema = route.query.model_json_schema(ref_template=_REF)
-            schemas.update(qschema.pop("$defs", {}))
+            qschema = resolve(ref(f"query{i}", "validation"))
             required = set(qschema.get("required", []))
             for name, prop in qschema.get("properties", {}).items():
                 params.append(
@@ -55,7 +66,7 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
         if route.body is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": ref(route.body)}},
+                "content": {"application/json": {"schema": ref(f"body{i}", "validation")}},
             }
         if route.response is None:
             op["responses"][str(route.status if route.status != 200 else 204)] = {
@@ -69,7 +80,7 @@ def build_openapi(routes: list[Route], *, version: str) -> dict[str, Any]:
         else:
             op["responses"][str(route.status)] = {
                 "description": "OK",
-                "content": {"application/json": {"schema": ref(route.response)}},
+                "content": {"application/json": {"schema": ref(f"response{i}", "serialization")}},
             }
         for status in _error_statuses(route):
             op["responses"][status] = {

@@ -182,7 +182,7 @@ def _file_change(op: str) -> Handler:
     return handle
 
 
-async def issue_token(call: Call) -> s.TokenOut:
+async def issue_token(call: Call) -> s.FolderTokenOut:
     b = call.body
     issued = await svc.issue_token(
         call.request.app[STATE_KEY].db_factory,
@@ -194,7 +194,7 @@ async def issue_token(call: Call) -> s.TokenOut:
         ttl_s=b.ttl_s,
         now=call.now,
     )
-    return s.TokenOut(
+    return s.FolderTokenOut(
         token=issued.token,
         url=issued.url,
         op=issued.op,
@@ -311,6 +311,6 @@ VFOLDER_ROUTES = [
         issue_token,
         "A short-lived token for one operation on the storage proxy's public API",
         body=s.TokenRequest,
-        response=s.TokenOut,
+        response=s.FolderTokenOut,
     ),
 ]

@@ -141,7 +141,7 @@ class TokenRequest(StrictModel):
     )
 
 
-class TokenOut(ResponseModel):
+class FolderTokenOut(ResponseModel):
     token: str
     url: str = Field(description="Base URL of the storage proxy's public API.")
     op: FileOp
