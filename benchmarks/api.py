@@ -14,11 +14,9 @@ import json
 import os
 import random
 import socket
-import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
@@ -61,19 +59,26 @@ async def main() -> None:
     proc = None
     try:
         await migrate.upgrade(url)
-        token = subprocess.run(
-            [sys.executable, "-m", "client.cli.main", "manager", "create-admin"],
+        admin_cli = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "client.cli.main",
+            "manager",
+            "create-admin",
             env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+            stdout=asyncio.subprocess.PIPE,
+        )
+        token = (await admin_cli.communicate())[0].decode().strip()
         project_ids = await _seed(url, rows=args.rows)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "client.cli.main", "manager", "serve"],
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "client.cli.main",
+            "manager",
+            "serve",
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
         await _wait(base)
@@ -112,7 +117,7 @@ async def main() -> None:
     finally:
         if proc is not None:
             proc.terminate()
-            proc.wait(timeout=10)
+            await proc.wait()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
@@ -172,9 +177,7 @@ async def _run(
             await resp.read()
             if resp.status >= 400:
                 errors += 1
-        op = f"{method} {url.split('/api/v1/')[-1].split('?')[0].split('/')[0] if '/api/v1/' in url else 'healthz'}"
-        if method == "GET" and url.count("/") > 5:
-            op = "GET projects/{id}"
+        op = _op_name(method, url)
         latencies.setdefault(op, []).append(time.perf_counter() - at)
 
     for i in range(n):
@@ -195,6 +198,13 @@ async def _run(
             "p99_ms": round(values[int(len(values) * 0.99) - 1] * 1000, 2),
         }
     return out
+
+
+def _op_name(method: str, url: str) -> str:
+    if "/api/v1/" not in url:
+        return f"{method} healthz"
+    path = url.split("/api/v1/")[1].split("?")[0]
+    return f"{method} projects/{{id}}" if "/" in path else f"{method} {path}"
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from manager.reconcilers.base import Loop, Loops
 from manager.reconcilers.context import LoopContext
 from manager.reconcilers.dispatch import dispatch_step
+from manager.reconcilers.gauges import gauges_step
 from manager.reconcilers.idle import idle_step
 from manager.reconcilers.nodes import liveness_step, reap_step
 from manager.reconcilers.schedule import schedule_step
@@ -27,6 +28,7 @@ REGISTRY: dict[str, tuple[Step, float]] = {
     "reap": (reap_step, 15.0),
     "timeouts": (timeouts_step, 5.0),
     "idle": (idle_step, 10.0),
+    "gauges": (gauges_step, 10.0),
 }
 
 

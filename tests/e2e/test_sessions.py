@@ -209,3 +209,29 @@ async def test_parallel_creates_never_overcommit_the_gpus(stack: Stack) -> None:
             await asyncio.sleep(0.2)
     results = [(await finished(stack, i))["result"] for i in ids]
     assert results == ["success"] * 8
+
+
+async def test_metrics_report_sessions_by_status_and_node_utilisation(stack: Stack) -> None:
+    async with stack.client() as api:
+        created = (await api.post("/api/v1/sessions", json=batch("true"))).json()
+    await finished(stack, created["id"])
+    async with stack.client() as api:
+
+        async def scrape() -> str:
+            return (await api.get("/metrics")).text
+
+        deadline = asyncio.get_running_loop().time() + 30
+        text = await scrape()
+        while 'berth_sessions{status="terminated"}' not in text:
+            assert asyncio.get_running_loop().time() < deadline, text[-2000:]
+            await asyncio.sleep(0.5)
+            text = await scrape()
+    terminated = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('berth_sessions{status="terminated"}')
+    )
+    assert float(terminated.split()[-1]) >= 1
+    assert 'berth_node_slot_used_ratio{node="' in text
+    assert "berth_scheduler_cycle_seconds_count" in text
+    assert "berth_http_request_duration_seconds_bucket{" in text
