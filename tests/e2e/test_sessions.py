@@ -217,21 +217,20 @@ async def test_metrics_report_sessions_by_status_and_node_utilisation(stack: Sta
     await finished(stack, created["id"])
     async with stack.client() as api:
 
-        async def scrape() -> str:
-            return (await api.get("/metrics")).text
+        async def terminated_count() -> tuple[float, str]:
+            text = (await api.get("/metrics")).text
+            for line in text.splitlines():
+                if line.startswith('berth_sessions{status="terminated"}'):
+                    return float(line.split()[-1]), text
+            return 0.0, text
 
+        # The gauges loop refreshes every 10 s; poll until it has seen the finished session.
         deadline = asyncio.get_running_loop().time() + 30
-        text = await scrape()
-        while 'berth_sessions{status="terminated"}' not in text:
+        count, text = await terminated_count()
+        while count < 1:
             assert asyncio.get_running_loop().time() < deadline, text[-2000:]
             await asyncio.sleep(0.5)
-            text = await scrape()
-    terminated = next(
-        line
-        for line in text.splitlines()
-        if line.startswith('berth_sessions{status="terminated"}')
-    )
-    assert float(terminated.split()[-1]) >= 1
+            count, text = await terminated_count()
     assert 'berth_node_slot_used_ratio{node="' in text
     assert "berth_scheduler_cycle_seconds_count" in text
     assert "berth_http_request_duration_seconds_bucket{" in text
