@@ -216,17 +216,21 @@ class NodeRegistry:
     async def _follow_managers(self, heartbeat: Heartbeat) -> None:
         """Switch to another registered manager when the current one fails a report or
         deregisters. With the store down, stay on the current one."""
+        handled_failures = 0  # switch once per failed report, not once per poll
         while True:
             await asyncio.sleep(self.config.heartbeat_interval_s)
             current = heartbeat.manager_url
-            if heartbeat.failures == 0:
-                urls = await self._known_managers()
-                if urls is None or not urls or current in urls:
+            failures = heartbeat.failures
+            urls = await self._known_managers()
+            if not urls:
+                continue
+            if failures == 0:
+                handled_failures = 0
+                if current in urls:
                     continue
-            else:
-                urls = await self._known_managers()
-                if not urls:
-                    continue
+            elif failures == handled_failures:
+                continue
+            handled_failures = failures
             choice = _next_url(urls, current)
             if choice != current:
                 log.warning("switching manager", extra={"from": current, "to": choice})

@@ -53,7 +53,10 @@ PROXY_PUBLIC_PORT, PROXY_INTERNAL_PORT = 6021, 6022
 
 
 def sh(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), check=check, capture_output=True, text=True, **kw)
+    out = subprocess.run(list(args), capture_output=True, text=True, **kw)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({out.returncode}): {out.stderr[-2000:]}")
+    return out
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str) -> None:
@@ -197,6 +200,7 @@ class Cluster:
     def start(self) -> Cluster:
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
+            self.workdir.chmod(0o755)  # the private PostgreSQL runs as `postgres`
             self.rundir.mkdir(parents=True, exist_ok=True)
             self._network()
             self._postgres()
@@ -231,6 +235,7 @@ class Cluster:
             print(f"cluster harness: could not remove containers: {exc!r}", file=sys.stderr)
         if self._pg_cluster:
             sh("pg_dropcluster", "--stop", PG_VERSION, self._pg_cluster, check=False)
+            shutil.rmtree(f"/etc/postgresql/{PG_VERSION}/{self._pg_cluster}", ignore_errors=True)
             self._pg_cluster = None
         for ns in self._namespaces:
             sh("ip", "netns", "del", ns, check=False)

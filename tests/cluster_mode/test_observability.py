@@ -1,0 +1,54 @@
+"""Every metric docs/operations.md lists is exported by both managers of the running cluster, and
+the cluster-wide gauges agree between replicas."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.cluster_mode.conftest import wait_until_async
+from tests.cluster_mode.harness import REPO, Cluster
+
+pytestmark = pytest.mark.slow
+
+
+def documented_metrics() -> list[str]:
+    text = (REPO / "docs" / "operations.md").read_text()
+    section = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"^\| `(berth_[a-z_]+)` \|", section, flags=re.M)
+    assert len(names) >= 7, "the metrics table was found"
+    return names
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """`{labels: value}` of one metric family (histograms by their _count samples)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(rf"^{name}(?:_count|_total)?(\{{[^}}]*\}})? ([0-9.e+-]+)$", line)
+        if match:
+            out[match.group(1) or ""] = float(match.group(2))
+    return out
+
+
+async def test_documented_metrics_are_exported_by_every_manager(cluster: Cluster) -> None:
+    async with cluster.client(1, token="") as m1, cluster.client(2, token="") as m2:
+        # Some traffic so that per-request families have samples on both.
+        for api in (m1, m2):
+            assert (await api.get("/api/v1/sessions")).status_code == 401
+
+        async def gauges_filled() -> bool:
+            texts = [(await api.get("/metrics")).text for api in (m1, m2)]
+            return all(samples(t, "berth_sessions") for t in texts)
+
+        await wait_until_async(gauges_filled, timeout_s=30, what="gauges refreshed")
+        texts = {m: (await api.get("/metrics")).text for m, api in ((1, m1), (2, m2))}
+    for name in documented_metrics():
+        for m, text in texts.items():
+            assert re.search(rf"^# TYPE {name} ", text, flags=re.M), f"{name} missing on m{m}"
+    errors = samples(texts[1], "berth_http_errors")
+    assert any("unauthenticated" in labels for labels in errors), errors
+    # Cluster-wide gauges describe the same database on both replicas.
+    nodes = [samples(t, "berth_node_slot_used_ratio") for t in texts.values()]
+    assert nodes[0].keys() == nodes[1].keys() and nodes[0]
+    assert all(f'node="{cluster.node_id(i)}"' in " ".join(nodes[0]) for i in (1, 2, 3))
