@@ -38,6 +38,7 @@ def transition(
     session.status_reason = reason
     session.status_message = message[:2000]
     session.status_changed_at = now
+    session.next_attempt_at = None  # a retry delay belongs to the status that set it
     if target is SessionStatus.SCHEDULED:
         session.scheduled_at = now
         session.pending_verdict = None

@@ -32,6 +32,9 @@ LEASE_S = 120.0
 BATCH = 16
 MAX_TRANSIENT_ATTEMPTS = 5
 SESSION_LABEL = "ai.berth.session-id"
+# The node is still busy with something the manager already freed (an orphan container it
+# re-adopted after a restart, about to be reaped): retry shortly instead of failing the session.
+BUSY_CODES = frozenset({"device_busy", "insufficient_capacity", "ports_exhausted"})
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,9 @@ async def _apply(ctx: LoopContext, leased: Leased, jobs: list[Job], results: lis
             session.last_activity_at = now
             release_lease(session)
             return
-        transient = isinstance(failure, AgentError) and failure.transient
+        transient = isinstance(failure, AgentError) and (
+            failure.transient or failure.code in BUSY_CODES
+        )
         session.dispatch_attempts += 1
         if transient and session.dispatch_attempts < MAX_TRANSIENT_ATTEMPTS:
             delay = min(2**session.dispatch_attempts, 30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -28,6 +29,7 @@ BATCH = 32
 # After this long in `terminating`, a node that keeps refusing the destroy no longer holds the
 # session hostage: it ends, and the reaper destroys the container as an orphan later.
 GIVE_UP_AFTER_S = 600.0
+RETRY_S = 2.0
 
 
 async def terminate_step(ctx: LoopContext) -> bool:
@@ -58,6 +60,9 @@ async def terminate_one(ctx: LoopContext, leased: Leased) -> None:
                 .where(
                     SessionContainerRow.session_id == session.id,
                     SessionContainerRow.state != "destroyed",
+                    # Containers of earlier attempts were already released (lost node); if
+                    # they still run somewhere, the reaper destroys them as orphans.
+                    SessionContainerRow.released_at.is_(None),
                 )
             )
         ).all()
@@ -78,9 +83,11 @@ async def terminate_one(ctx: LoopContext, leased: Leased) -> None:
             return
         stuck_s = (now - session.status_changed_at).total_seconds()
         if failed and stuck_s < GIVE_UP_AFTER_S:
-            # Keep the lease until it expires: the next attempt retries the failed destroys.
+            # Retry the failed destroys soon (any manager may); they are idempotent.
             cid, err = failed[0]
             session.status_message = f"could not destroy {cid} yet: {_describe(err)}"
+            session.next_attempt_at = now + timedelta(seconds=RETRY_S)
+            release_lease(session)
             log.warning("destroy failed", extra={"session_id": str(session.id), "error": str(err)})
             return
         failed_ids = {cid for cid, _ in failed}
