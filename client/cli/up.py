@@ -25,6 +25,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from client.cli.images import build_images
 from client.config import ClientConfig
 
 console = Console()
@@ -42,6 +43,9 @@ def up(
     ),
     port: int = typer.Option(8080, help="Manager API port on 127.0.0.1."),
     fake_gpus: int = typer.Option(0, "--fake-gpus", help="Give the local agent N fake GPUs."),
+    images: bool = typer.Option(
+        True, "--images/--no-images", help="Build the busybox and Python images if missing."
+    ),
     runtime: str = typer.Option(
         "docker", help="Container runtime of the local agent: docker|process."
     ),
@@ -83,6 +87,12 @@ def up(
             _wait_ready(f"{endpoint}/readyz", group)
         runtime = _pick_runtime(runtime)
         _ensure_web_ui()
+        if runtime == "docker" and images:
+            # busybox and python are quick (cached after the first build); JupyterLab takes a
+            # few minutes the first time, so it is opt-in: `berth images build jupyterlab`.
+            console.print("building the bundled images (first start only; cached afterwards)…")
+            if build_images(["busybox", "python"]) != 0:
+                console.print("[yellow]image build failed; sessions need a local image.[/yellow]")
         services = _optional_services(data_dir, secrets_, endpoint, fake_gpus, runtime, port)
         for name, module, args in services:
             if importlib.util.find_spec(module) is None:

@@ -91,6 +91,23 @@ def test_berth_up_serves_the_api_and_restarts_on_the_same_data(tmp_path: Path) -
             "POST", f"{url}/api/v1/users", token, {"username": "alice", "password": "pw-12345678"}
         )
         assert status == 201, user
+        status, session = _request(
+            "POST",
+            f"{url}/api/v1/sessions",
+            token,
+            {
+                "image": "berth/busybox:test",
+                "command": ["sh", "-c", "echo $CUDA_VISIBLE_DEVICES"],
+                "resources": {"cpu": 1, "mem": "64m", "cuda.device": 1},
+            },
+        )
+        assert status == 201, session
+        deadline = time.monotonic() + 60
+        while session["status"] not in ("terminated", "error"):
+            assert time.monotonic() < deadline, session
+            time.sleep(0.3)
+            _, session = _request("GET", f"{url}/api/v1/sessions/{session['id']}", token)
+        assert session["result"] == "success", session
         config = (home / ".config" / "berth" / "config.toml").read_text()
         assert token in config and url in config
     finally:
