@@ -15,6 +15,8 @@ from manager.api.permissions import Permission as P
 from manager.api.schemas import vfolders as s
 from manager.api.schemas.common import PageResponse
 from manager.db.models import VFolderStatus
+from manager.services import vfolder_files as files
+from manager.services import vfolder_shares as shares
 from manager.services import vfolders as svc
 from manager.state import STATE_KEY
 from storage_proxy.contract import UsageResponse
@@ -131,7 +133,7 @@ async def delete_vfolder(call: Call) -> web.StreamResponse | None:
 
 async def share_vfolder(call: Call) -> s.ShareOut:
     b = call.body
-    row = await svc.share_vfolder(
+    row = await shares.share_vfolder(
         call.tx,
         call.me,
         folder_id=call.path_uuid("vfolder_id"),
@@ -144,12 +146,12 @@ async def share_vfolder(call: Call) -> s.ShareOut:
 
 
 async def list_shares(call: Call) -> s.ShareList:
-    rows = await svc.list_shares(call.tx, call.me, folder_id=call.path_uuid("vfolder_id"))
+    rows = await shares.list_shares(call.tx, call.me, folder_id=call.path_uuid("vfolder_id"))
     return s.ShareList(items=[s.ShareOut.model_validate(r) for r in rows])
 
 
 async def unshare_vfolder(call: Call) -> None:
-    await svc.unshare_vfolder(
+    await shares.unshare_vfolder(
         call.tx,
         call.me,
         folder_id=call.path_uuid("vfolder_id"),
@@ -158,7 +160,7 @@ async def unshare_vfolder(call: Call) -> None:
 
 
 async def list_files(call: Call) -> s.FileList:
-    entries = await svc.list_files(
+    entries = await files.list_files(
         call.request.app[STATE_KEY].db_factory,
         call.me,
         storage=_storage(call),
@@ -170,7 +172,7 @@ async def list_files(call: Call) -> s.FileList:
 
 def _file_change(op: str) -> Handler:
     async def handle(call: Call) -> None:
-        await svc.change_files(
+        await files.change_files(
             call.request.app[STATE_KEY].db_factory,
             call.me,
             storage=_storage(call),
@@ -184,7 +186,7 @@ def _file_change(op: str) -> Handler:
 
 async def issue_token(call: Call) -> s.FolderTokenOut:
     b = call.body
-    issued = await svc.issue_token(
+    issued = await files.issue_token(
         call.request.app[STATE_KEY].db_factory,
         call.me,
         storage=_storage(call),

@@ -5,6 +5,7 @@ Calls to the proxy never run inside a transaction the caller is waiting on (exce
 `resolve_mounts`, which runs inside session creation): state changes are committed first, then
 the proxy is called, then the outcome is recorded. A delete commits `deleting` before the proxy
 removes the files, so a crash in between leaves a row `vfolder_cleanup_step` finishes.
+Shares live in vfolder_shares.py, file operations and tokens in vfolder_files.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import posixpath
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
@@ -26,10 +27,8 @@ from manager.clients.storage import StorageError, StorageProxyClient
 from manager.config import ManagerConfig
 from manager.db.engine import DbFactory
 from manager.db.models import (
-    ProjectRow,
     SessionRow,
     ShareMode,
-    UserRow,
     VFolderRow,
     VFolderShareRow,
     VFolderStatus,
@@ -48,11 +47,7 @@ from manager.services.common import apply_changes, insert_row, require
 from manager.services.pagination import Page, paginate
 from manager.services.tenancy import get_project
 from storage_proxy.contract import (
-    DEFAULT_TOKEN_TTL_S,
-    FileEntry,
-    FileOp,
     UsageResponse,
-    mint_token,
 )
 
 if TYPE_CHECKING:
@@ -60,8 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("berth.manager.vfolders")
 
-WRITE_OPS = frozenset({FileOp.UPLOAD, FileOp.MKDIR, FileOp.MOVE, FileOp.DELETE})
-UPLOAD_TOKEN_TTL_S = 3600  # resumable uploads of large files pause and resume
 CLEANUP_BATCH = 16
 USAGE_CONCURRENCY = 8
 Ownership = Literal["owner", "project", "shared", "admin"]
@@ -220,7 +213,7 @@ async def find_folder(
     )
 
 
-async def _usable(
+async def usable_folder(
     db_factory: DbFactory, principal: Principal, *, folder_id: uuid.UUID, write: bool
 ) -> VFolderRow:
     async with db_factory() as db, db.begin():
@@ -487,187 +480,6 @@ async def vfolder_cleanup_step(ctx: LoopContext) -> bool:
         )
     # Only report work when something finished, so an unreachable proxy does not spin the loop.
     return done
-
-
-# --- shares -----------------------------------------------------------------------------------
-
-
-async def share_vfolder(
-    db: AsyncSession,
-    principal: Principal,
-    *,
-    folder_id: uuid.UUID,
-    user_id: uuid.UUID | None,
-    username: str | None,
-    project_id: uuid.UUID | None,
-    mode: ShareMode,
-) -> VFolderShareRow:
-    """Share with a user or a project of the folder's domain; sharing again changes the mode."""
-    view = await load_folder(db, principal, folder_id=folder_id, lock="update")
-    require(view.access.manage, "only the folder's owner or an admin can share it")
-    row = view.row
-    if project_id is not None:
-        project = await db.get(ProjectRow, project_id)
-        if project is None or project.domain_id != row.domain_id:
-            raise NotFound("project not found in the folder's domain", code="project_not_found")
-        if project.id == row.owner_project_id:
-            raise InvalidRequest("the project owns this folder", code="share_with_owner")
-        match = VFolderShareRow.project_id == project.id
-    else:
-        query = select(UserRow).where(UserRow.domain_id == row.domain_id)
-        query = query.where(UserRow.id == user_id if user_id else UserRow.username == username)
-        user = await db.scalar(query)
-        if user is None:
-            raise NotFound("user not found in the folder's domain", code="user_not_found")
-        if user.id == row.owner_user_id:
-            raise InvalidRequest("the user owns this folder", code="share_with_owner")
-        user_id = user.id
-        match = VFolderShareRow.user_id == user.id
-    share = await db.scalar(
-        select(VFolderShareRow).where(VFolderShareRow.vfolder_id == row.id, match)
-    )
-    if share is None:
-        share = VFolderShareRow(
-            id=uuid.uuid4(),
-            vfolder_id=row.id,
-            user_id=None if project_id else user_id,
-            project_id=project_id,
-            mode=mode,
-            created_at=datetime.now(UTC),
-        )
-        db.add(share)
-    else:
-        share.mode = mode
-    await db.flush()
-    return share
-
-
-async def list_shares(
-    db: AsyncSession, principal: Principal, *, folder_id: uuid.UUID
-) -> list[VFolderShareRow]:
-    view = await load_folder(db, principal, folder_id=folder_id)
-    require(view.access.manage, "only the folder's owner or an admin can see its shares")
-    rows = await db.scalars(
-        select(VFolderShareRow)
-        .where(VFolderShareRow.vfolder_id == folder_id)
-        .order_by(VFolderShareRow.created_at, VFolderShareRow.id)
-    )
-    return list(rows.all())
-
-
-async def unshare_vfolder(
-    db: AsyncSession, principal: Principal, *, folder_id: uuid.UUID, share_id: uuid.UUID
-) -> None:
-    """Managers remove any share; a user may also leave a share made to them."""
-    view = await load_folder(db, principal, folder_id=folder_id, lock="update")
-    share = await db.get(VFolderShareRow, share_id)
-    if share is None or share.vfolder_id != folder_id:
-        raise NotFound("share not found", code="share_not_found")
-    require(
-        view.access.manage or share.user_id == principal.user_id,
-        "only the folder's owner or an admin can remove its shares",
-    )
-    await db.delete(share)
-
-
-# --- files and tokens -------------------------------------------------------------------------
-
-
-async def list_files(
-    db_factory: DbFactory,
-    principal: Principal,
-    *,
-    storage: Storage,
-    folder_id: uuid.UUID,
-    path: str,
-) -> list[FileEntry]:
-    row = await _usable(db_factory, principal, folder_id=folder_id, write=False)
-    try:
-        return await storage.client.list_files(row.volume, row.folder_id, path)
-    except StorageError as exc:
-        raise storage_error(exc) from None
-
-
-async def change_files(
-    db_factory: DbFactory,
-    principal: Principal,
-    *,
-    storage: Storage,
-    folder_id: uuid.UUID,
-    op: Literal["mkdir", "move", "delete"],
-    args: dict[str, Any],
-) -> None:
-    """mkdir {path, parents}, move {src, dst} or delete {paths, recursive} on the proxy."""
-    row = await _usable(db_factory, principal, folder_id=folder_id, write=True)
-    client = storage.client
-    try:
-        if op == "mkdir":
-            await client.mkdir(row.volume, row.folder_id, args["path"], parents=args["parents"])
-        elif op == "move":
-            await client.move(row.volume, row.folder_id, src=args["src"], dst=args["dst"])
-        else:
-            await client.delete_files(
-                row.volume, row.folder_id, args["paths"], recursive=args["recursive"]
-            )
-    except StorageError as exc:
-        raise storage_error(exc) from None
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    token: str
-    url: str
-    op: FileOp
-    path: str | None
-    expires_at: datetime
-
-
-async def issue_token(
-    db_factory: DbFactory,
-    principal: Principal,
-    *,
-    storage: Storage,
-    folder_id: uuid.UUID,
-    op: FileOp,
-    path: str | None,
-    ttl_s: int | None,
-    now: datetime,
-) -> IssuedToken:
-    """A token for one operation on the proxy's public API, so file bytes never pass through
-    the manager. Write operations need rw access."""
-    if path is not None:
-        path = path.strip("/")
-        if path in ("", ".") or ".." in path.split("/") or "\x00" in path:
-            raise InvalidRequest(
-                "path must be a relative path inside the folder", code="invalid_path"
-            )
-    row = await _usable(db_factory, principal, folder_id=folder_id, write=op in WRITE_OPS)
-    if not storage.token_secret:
-        raise Unavailable(
-            "storage_token_secret is not configured on the manager", code="storage_unavailable"
-        )
-    try:
-        info = await storage.client.info()
-    except StorageError as exc:
-        raise storage_error(exc) from None
-    ttl = ttl_s or (UPLOAD_TOKEN_TTL_S if op is FileOp.UPLOAD else DEFAULT_TOKEN_TTL_S)
-    issued = int(now.timestamp())
-    token = mint_token(
-        storage.token_secret,
-        volume=row.volume,
-        folder_id=row.folder_id,
-        op=op,
-        path=path,
-        ttl_s=ttl,
-        now=issued,
-    )
-    return IssuedToken(
-        token=token,
-        url=info.public_url.rstrip("/"),
-        op=op,
-        path=path,
-        expires_at=datetime.fromtimestamp(issued + ttl, UTC),
-    )
 
 
 # --- mounts into sessions ---------------------------------------------------------------------
