@@ -1,5 +1,6 @@
 // The one place that talks HTTP to the manager: a typed openapi-fetch client generated from the
-// manager's OpenAPI document, plus `call` for routes that a given manager may not have yet.
+// manager's OpenAPI document, plus `call`/`listAll` for paginated lists, streams and the pages
+// that type their results with the generated models (src/api/types.ts).
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./schema";
 
@@ -28,10 +29,6 @@ export class ApiError extends Error {
   ) {
     super(message);
     this.name = "ApiError";
-  }
-  /** True when this manager does not offer the route at all (an older or partial deployment). */
-  get missingRoute(): boolean {
-    return this.status === 404 && this.code === "route_not_found";
   }
 }
 
@@ -104,7 +101,7 @@ export async function unwrap<T>(
   return result.data as T;
 }
 
-/** A request to any manager path (for routes newer than the generated client). */
+/** A request to any manager path; `T` is one of the generated models. */
 export async function call<T>(
   method: string,
   path: string,
@@ -179,7 +176,6 @@ export async function streamText(
 
 export function describeError(err: unknown): string {
   if (err instanceof ApiError) {
-    if (err.missingRoute) return "This manager does not offer this feature yet.";
     return err.requestId ? `${err.message} (request ${err.requestId})` : err.message;
   }
   if (err instanceof Error) return err.message;

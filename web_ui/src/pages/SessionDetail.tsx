@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { call, describeError, streamText } from "../api/client";
 import type { HistoryEntry, Session, Verdict } from "../api/types";
+import { loadImages } from "../api/images";
 import { useLoad, useNow } from "../hooks";
 import { when } from "../format";
 import { ErrorBanner, Section, StatusBadge } from "../components/ui";
@@ -9,9 +10,8 @@ import {
   IdleRemaining,
   ResourceList,
   WhyPending,
-  appUrl,
+  AppButtons,
   isActive,
-  servicesOf,
   terminate,
   useStatusEvents,
 } from "./sessionsCommon";
@@ -35,6 +35,7 @@ export function SessionDetailPage({ id }: { id: string }) {
     session.reload();
     history.reload();
   });
+  const images = useLoad(loadImages, []);
   const [error, setError] = useState<unknown>(null);
 
   return (
@@ -46,13 +47,7 @@ export function SessionDetailPage({ id }: { id: string }) {
           actions={
             <>
               <span className="muted">{live ? "● live" : ""}</span>
-              {s.status === "running"
-                ? servicesOf(s).map((svc) => (
-                    <a key={svc} className="button" href={appUrl(s, svc)} target="_blank" rel="noopener">
-                      Open {svc === "jupyterlab" ? "JupyterLab" : svc}
-                    </a>
-                  ))
-                : null}
+              <AppButtons s={s} images={images.data} />
               {isActive(s) && s.status !== "terminating" ? (
                 <button
                   type="button"

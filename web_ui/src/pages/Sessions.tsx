@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { call, listAll } from "../api/client";
 import type { Session } from "../api/types";
+import { loadImages } from "../api/images";
 import { useLoad, useNow } from "../hooks";
 import { Link } from "../router";
 import { Empty, ErrorBanner, Notice, Section, StatusBadge } from "../components/ui";
@@ -9,9 +10,8 @@ import {
   IdleRemaining,
   ResourceList,
   WhyPending,
-  appUrl,
+  AppButtons,
   isActive,
-  servicesOf,
   terminate,
   useStatusEvents,
 } from "./sessionsCommon";
@@ -24,6 +24,7 @@ export function SessionsPage() {
     [showAll],
     5000,
   );
+  const images = useLoad(loadImages, []);
   const [error, setError] = useState<unknown>(null);
   const [message, setMessage] = useState<string | null>(null);
   const active = (list.data ?? []).filter(isActive).map((s) => s.id);
@@ -107,19 +108,7 @@ export function SessionsPage() {
                   <IdleRemaining s={s} now={now} />
                 </td>
                 <td className="actions">
-                  {s.status === "running"
-                    ? servicesOf(s).map((svc) => (
-                        <a
-                          key={svc}
-                          className="button"
-                          href={appUrl(s, svc)}
-                          target="_blank"
-                          rel="noopener"
-                        >
-                          Open {svc === "jupyterlab" ? "JupyterLab" : svc}
-                        </a>
-                      ))
-                    : null}
+                  <AppButtons s={s} images={images.data} />
                   <Link className="button" to={`/sessions/${s.id}`}>
                     Logs
                   </Link>

@@ -1,58 +1,58 @@
-// What a user may request: slot kinds and the remaining quota, from whatever the manager tells.
-import { ApiError, listAll } from "../api/client";
-import type { Agent, Quota } from "../api/types";
+// What a user may still request: the caller's occupancy against every limit that applies to a
+// session in the chosen project (GET /api/v1/usage/quota), the tightest limit per slot.
+import { call } from "../api/client";
+import type { Quota } from "../api/types";
 import { parseBytes } from "../format";
 
-export interface Limits {
-  /** slot name → remaining amount (null: no limit known). */
-  remaining: Record<string, number | null>;
-  /** slot name → the limit and current usage, for display. */
-  detail: Record<string, { limit: number; used: number; scope: string }>;
-  kinds: string[];
-  quotaKnown: boolean;
+export interface SlotLimit {
+  limit: number;
+  used: number;
+  left: number;
+  scope: string;
 }
 
-const BASE_KINDS = ["cpu", "mem"];
+export interface Limits {
+  /** slot name → the tightest limit that applies (absent: unlimited). */
+  slots: Record<string, SlotLimit>;
+  /** The scopes that apply, for the quota table. */
+  scopes: Quota[];
+  /** Concurrent sessions left under the tightest max_concurrent_sessions (null: no limit). */
+  sessionsLeft: { left: number; limit: number; scope: string } | null;
+}
 
-function num(name: string, v: string | number | undefined | null): number {
-  if (v === undefined || v === null) return NaN;
+function amount(name: string, v: string | undefined): number {
+  if (v === undefined) return 0;
   return name === "mem" ? parseBytes(v) : Number(v);
 }
 
-async function optional<T>(p: Promise<T>): Promise<T | null> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof ApiError && (err.status === 403 || err.status === 404)) return null;
-    throw err;
-  }
+/** Whether a quota scope bounds a session of `projectId` started by the caller. */
+export function appliesTo(scope: string, projectId: string): boolean {
+  const [kind, rest = ""] = scope.split(":");
+  if (kind === "domain" || kind === "user") return true;
+  if (kind === "project") return rest === projectId;
+  if (kind === "user_in_project") return rest.split("/")[0] === projectId;
+  return false;
 }
 
-export async function loadLimits(projectId: string | null, isAdmin: boolean): Promise<Limits> {
-  const kinds = new Set<string>(BASE_KINDS);
-  const quotas = await optional(
-    listAll<Quota>("/api/v1/quotas", { project_id: projectId ?? undefined, effective: true }),
-  );
-  const remaining: Record<string, number | null> = {};
-  const detail: Limits["detail"] = {};
-  for (const q of quotas ?? []) {
-    for (const [name, limitRaw] of Object.entries(q.slots ?? {})) {
-      kinds.add(name);
-      const limit = num(name, limitRaw);
-      const used = num(name, q.usage?.[name] ?? 0) || 0;
+export async function loadLimits(projectId: string): Promise<Limits> {
+  const all = (await call<{ items: Quota[] }>("GET", "/api/v1/usage/quota")).items;
+  const scopes = all.filter((q) => appliesTo(q.scope, projectId));
+  const slots: Limits["slots"] = {};
+  let sessionsLeft: Limits["sessionsLeft"] = null;
+  for (const q of scopes) {
+    for (const [name, raw] of Object.entries(q.slots ?? {})) {
+      const limit = amount(name, raw);
+      const used = amount(name, q.used?.[name]);
       if (!Number.isFinite(limit)) continue;
       const left = Math.max(0, limit - used);
       // Quotas nest (domain ⊇ project ⊇ user): the tightest remaining amount wins.
-      if (remaining[name] == null || left < (remaining[name] as number)) {
-        remaining[name] = left;
-        detail[name] = { limit, used, scope: q.scope };
-      }
+      if (!slots[name] || left < slots[name].left) slots[name] = { limit, used, left, scope: q.scope };
+    }
+    if (q.max_concurrent_sessions != null) {
+      const left = Math.max(0, q.max_concurrent_sessions - (q.sessions ?? 0));
+      if (!sessionsLeft || left < sessionsLeft.left)
+        sessionsLeft = { left, limit: q.max_concurrent_sessions, scope: q.scope };
     }
   }
-  if (isAdmin) {
-    const agents = await optional(listAll<Agent>("/api/v1/agents", {}, 500));
-    for (const a of agents ?? []) for (const k of Object.keys(a.capacity ?? {})) kinds.add(k);
-  }
-  if (![...kinds].some((k) => k.includes("."))) kinds.add("cuda.device");
-  return { remaining, detail, kinds: [...kinds], quotaKnown: quotas !== null };
+  return { slots, scopes, sessionsLeft };
 }

@@ -1,7 +1,8 @@
 import { useEffect, useState } from "react";
 import { call } from "../api/client";
 import { followEvents } from "../api/sse";
-import type { Session, Verdict } from "../api/types";
+import { appLinks } from "../api/images";
+import type { Image, Session, Verdict } from "../api/types";
 import { TERMINAL_STATUSES } from "../api/types";
 import { age, duration, slot, slotLabel } from "../format";
 
@@ -13,24 +14,7 @@ export function terminate(id: string): Promise<Session> {
   return call<Session>("DELETE", `/api/v1/sessions/${encodeURIComponent(id)}`);
 }
 
-/** Web services a session offers; JupyterLab for interactive sessions unless told otherwise. */
-export function servicesOf(s: Session): string[] {
-  const names = new Set<string>();
-  for (const svc of s.services ?? []) names.add(typeof svc === "string" ? svc : svc.name);
-  for (const c of s.container_list ?? [])
-    for (const p of c.ports ?? []) {
-      const n = (p.service ?? p.name) as string | undefined;
-      if (n) names.add(n);
-    }
-  if (!names.size && s.type === "interactive") names.add("jupyterlab");
-  return [...names];
-}
-
-export function appUrl(s: Session, service: string): string {
-  return `/apps/${encodeURIComponent(s.id)}/${encodeURIComponent(service)}/`;
-}
-
-export function ResourceList({ resources }: { resources: Record<string, string | number> }) {
+export function ResourceList({ resources }: { resources: Record<string, string> }) {
   return (
     <span className="resources">
       {Object.entries(resources).map(([k, v]) => (
@@ -57,19 +41,31 @@ export function WhyPending({ verdict }: { verdict: Verdict | null | undefined })
 
 export function IdleRemaining({ s, now }: { s: Session; now: number }) {
   if (s.status !== "running") return <span className="muted">—</span>;
-  if (s.idle_deadline_at) {
-    const left = (new Date(s.idle_deadline_at).getTime() - now) / 1000;
-    return <span>{duration(left)} left</span>;
+  if (s.max_duration_s && s.started_at) {
+    const left = s.max_duration_s - (now - new Date(s.started_at).getTime()) / 1000;
+    return <span title="the session ends at its maximum duration">{duration(left)} left</span>;
   }
-  if (s.idle_timeout_s) {
-    const since = s.last_activity_at ?? s.started_at;
-    if (s.last_activity_at)
-      return (
-        <span>{duration(s.idle_timeout_s - (now - new Date(since!).getTime()) / 1000)} left</span>
-      );
-    return <span title="the node reports activity; the limit resets on use">≤ {duration(s.idle_timeout_s)}</span>;
-  }
-  return <span className="muted">no idle limit</span>;
+  if (s.idle_timeout_s)
+    return (
+      <span title="ended after this long without use; any use resets it">
+        ≤ {duration(s.idle_timeout_s)} idle
+      </span>
+    );
+  return <span className="muted">no limit</span>;
+}
+
+/** The session's web apps (from its image's service ports) as links that open a new tab. */
+export function AppButtons({ s, images }: { s: Session; images: Image[] | undefined }) {
+  if (s.status !== "running") return null;
+  return (
+    <>
+      {appLinks(s, images).map((a) => (
+        <a key={a.service} className="button" href={a.href} target="_blank" rel="noopener">
+          {a.label}
+        </a>
+      ))}
+    </>
+  );
 }
 
 export function Age({ s, now }: { s: Session; now: number }) {
