@@ -66,7 +66,7 @@ class ManagerConfig(BaseSettings):
     loops: list[str] | None = Field(
         None,
         description="Background loops to run in this process (None: all of them; []: none). "
-        "Names: schedule, dispatch, terminate, liveness, reap, timeouts, idle, gauges.",
+        "Names: schedule, dispatch, terminate, liveness, reap, timeouts, idle, gauges, vfolders.",
     )
     log_json: bool = Field(True, description="Write structured JSON logs (else key=value text).")
     log_level: str = Field("INFO", description="Python logging level name.")

@@ -69,6 +69,8 @@ def up(
                 f'config_store_url = "file://{data_dir / "config-store.json"}"',
                 f'secret_key = "{secrets_["secret_key"]}"',
                 f'cluster_secret = "{secrets_["cluster_secret"]}"',
+                f'storage_proxy_url = "http://127.0.0.1:{port + 2}"',
+                f'storage_token_secret = "{secrets_["token_secret"]}"',
                 "log_json = false",
             ]
         )

@@ -16,6 +16,7 @@ from manager.reconcilers.nodes import liveness_step, reap_step
 from manager.reconcilers.schedule import schedule_step
 from manager.reconcilers.terminate import terminate_step
 from manager.reconcilers.timeouts import timeouts_step
+from manager.services.vfolders import vfolder_cleanup_step
 
 Step = Callable[[LoopContext], Awaitable[bool]]
 
@@ -29,6 +30,7 @@ REGISTRY: dict[str, tuple[Step, float]] = {
     "timeouts": (timeouts_step, 5.0),
     "idle": (idle_step, 10.0),
     "gauges": (gauges_step, 10.0),
+    "vfolders": (vfolder_cleanup_step, 30.0),
 }
 
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import uuid
 
 import asyncpg  # type: ignore[import-untyped]
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from manager.db import migrate
+from manager.db.engine import normalize_url
+from manager.db.models import Base
 from tests.conftest import create_database, drop_database
 
 
@@ -75,3 +80,20 @@ async def test_a_populated_database_upgrades_one_revision_at_a_time(pg_admin_url
             await conn.close()
     finally:
         await drop_database(pg_admin_url, name)
+
+
+async def test_the_migrations_build_exactly_the_schema_the_models_describe(
+    manager_db_url: str,
+) -> None:
+    """A model change without a revision (or a revision that drifts from the models) fails."""
+    engine = create_async_engine(normalize_url(manager_db_url))
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []
