@@ -20,7 +20,7 @@ exec root and a docker0 bridge that exists only in that namespace), so the engin
 never touches the shared engine. PostgreSQL, Redis and etcd are private instances of this
 cluster because the fault tests stop and restart them.
 
-`python -m tests.cluster_mode.harness start|stop` (see scripts/cluster-harness) runs it by hand.
+`scripts/cluster-harness start|stop` (tests/cluster_mode/harness_cli.py) runs it by hand.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SECRET = "cluster-mode-secret-7f3a9c"
 SECRET_KEY = "cluster-mode-secret-key-0123456789"
+STORAGE_TOKEN_SECRET = "cluster-mode-token-secret-55"
 IMAGE = "berth/busybox:test"
 PG_VERSION = "15"
 MANAGER_PORTS = (8081, 8082)
@@ -194,6 +195,8 @@ class Cluster:
             "BERTH_CONFIG_STORE_URL": f"etcd://127.0.0.1:{ETCD_PORT}/{self.prefix}",
             "BERTH_LOG_JSON": "false",
             "BERTH_AGENT_LOST_AFTER_S": str(self.lost_after_s),
+            "BERTH_STORAGE_PROXY_URL": f"http://{self.ctl_ip}:{PROXY_INTERNAL_PORT}",
+            "BERTH_STORAGE_TOKEN_SECRET": STORAGE_TOKEN_SECRET,
         }
 
     # ---- lifecycle ----
@@ -414,7 +417,7 @@ class Cluster:
             "BERTH_STORAGE_PUBLIC_HOST": self.ctl_ip,
             "BERTH_STORAGE_PUBLIC_PORT": str(PROXY_PUBLIC_PORT),
             "BERTH_STORAGE_CLUSTER_SECRET": CLUSTER_SECRET,
-            "BERTH_STORAGE_TOKEN_SECRET": "cluster-mode-token-secret-55",
+            "BERTH_STORAGE_TOKEN_SECRET": STORAGE_TOKEN_SECRET,
             "BERTH_STORAGE_VOLUMES": json.dumps(
                 [{"name": "local", "backend": "posix", "options": {"root": str(root)}}]
             ),
@@ -577,64 +580,3 @@ def _free_pg_port() -> int:
     used = sh("pg_lsclusters", "-h", check=False).stdout
     taken = {int(line.split()[2]) for line in used.splitlines() if line.split()}
     return random.choice([p for p in range(15500, 15900) if p not in taken])
-
-
-def main(argv: list[str]) -> int:
-    """`start WORKDIR`: start a cluster, print its description as JSON, keep running until
-    SIGTERM/SIGINT, then tear everything down. `stop ID`: clean up after a crashed harness."""
-    if len(argv) >= 2 and argv[0] == "start":
-        cluster = Cluster(Path(argv[1]).resolve())
-        cluster.start()
-        print(json.dumps(describe(cluster), indent=2), flush=True)
-        stop = False
-
-        def handle(_sig: int, _frame: object) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-        try:
-            while not stop:
-                time.sleep(0.5)
-        finally:
-            cluster.stop()
-        return 0
-    if len(argv) == 2 and argv[0] == "stop":
-        return cleanup(argv[1])
-    print(__doc__, file=sys.stderr)
-    print("usage: cluster-harness start WORKDIR | stop ID", file=sys.stderr)
-    return 2
-
-
-def describe(cluster: Cluster) -> dict[str, Any]:
-    return {
-        "id": cluster.id,
-        "subnet": f"10.123.{cluster.subnet}.0/24",
-        "token": cluster.token,
-        "managers": {f"m{m}": cluster.socket(f"m{m}") for m in (1, 2)},
-        "storage_proxy": cluster.socket("proxy"),
-        "etcd": cluster.socket("etcd"),
-        "namespaces": [cluster.ctl] + [cluster.agent_ns(i) for i in range(1, cluster.agents + 1)],
-        "example": f"curl --unix-socket {cluster.socket('m1')} "
-        f"-H 'Authorization: Bearer {cluster.token}' http://m/api/v1/agents",
-    }
-
-
-def cleanup(cluster_id: str) -> int:
-    """Best effort removal of everything a crashed harness `cluster_id` left behind."""
-    for line in sh("ip", "netns", "list").stdout.splitlines():
-        ns = line.split()[0] if line.split() else ""
-        if ns.startswith(f"bc{cluster_id}"):
-            for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
-                os.kill(int(pid), signal.SIGKILL)
-            sh("ip", "netns", "del", ns, check=False)
-    sh("pg_dropcluster", "--stop", PG_VERSION, f"bc{cluster_id}", check=False)
-    shutil.rmtree(f"/run/bc-{cluster_id}", ignore_errors=True)
-    print("removed namespaces and the PostgreSQL cluster; delete the unreachable route with "
-          "`ip route del unreachable 10.123.<n>.0/24` if `ip route` still lists it")  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
