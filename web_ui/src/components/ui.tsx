@@ -51,10 +51,17 @@ export function StatusBadge({ status }: { status: string }) {
 }
 
 /** A horizontal bar of `used` against `limit` (limit null: unlimited). */
-export function Meter(props: { used: number; limit: number | null; label: string; text?: string }) {
+export function Meter(props: {
+  used: number;
+  limit: number | null;
+  label: string;
+  text?: string;
+  /** A progress bar (uploads): full is good news, so it keeps one colour. */
+  progress?: boolean;
+}) {
   const { used, limit } = props;
   const frac = limit && limit > 0 ? Math.min(1, used / limit) : 0;
-  const level = frac >= 0.9 ? "high" : frac >= 0.7 ? "mid" : "low";
+  const level = props.progress ? "low" : frac >= 0.9 ? "high" : frac >= 0.7 ? "mid" : "low";
   return (
     <div className="meter" title={props.text}>
       <div

@@ -285,7 +285,7 @@ function Browser({ folder, onChange }: { folder: VFolder; onChange(): void }) {
             {Object.entries(progress).map(([n, p]) => (
               <div key={n} className="meter-row">
                 <span className="meter-label">{n}</span>
-                <Meter label={`upload ${n}`} used={p} limit={1} text={`${Math.round(p * 100)}%`} />
+                <Meter label={`upload ${n}`} used={p} limit={1} progress text={`${Math.round(p * 100)}%`} />
               </div>
             ))}
           </div>
@@ -330,7 +330,7 @@ function Browser({ folder, onChange }: { folder: VFolder; onChange(): void }) {
                   </form>
                 ) : f.kind === "directory" ? (
                   <button type="button" className="link" onClick={() => setDir(f.path)}>
-                    📁 {f.name}
+                    {f.name}/
                   </button>
                 ) : (
                   f.name
@@ -378,12 +378,14 @@ function Shares({ folder }: { folder: VFolder }) {
   const users = useLoad(() => optional(listAll<User>("/api/v1/users")), []);
   const projects = useLoad(() => optional(listAll<Project>("/api/v1/projects")), []);
   const [who, setWho] = useState("");
+  // ShareOut carries ids only; remember the names typed here for users we may not list.
+  const [typedNames, setTypedNames] = useState<Record<string, string>>({});
   const [mode, setMode] = useState<"ro" | "rw">("ro");
   const [error, setError] = useState<unknown>(null);
   const [message, setMessage] = useState<string | null>(null);
   const nameOf = (s: Share) =>
     s.user_id
-      ? `user ${users.data?.find((u) => u.id === s.user_id)?.username ?? s.user_id}`
+      ? `user ${users.data?.find((u) => u.id === s.user_id)?.username ?? typedNames[s.user_id] ?? s.user_id}`
       : `project ${projects.data?.find((p) => p.id === s.project_id)?.name ?? s.project_id}`;
 
   const share = async (e: FormEvent) => {
@@ -391,7 +393,8 @@ function Shares({ folder }: { folder: VFolder }) {
     setError(null);
     setMessage(null);
     try {
-      await call("POST", folderPath(folder, "/shares"), { body: { username: who.trim(), mode } });
+      const made = await call<Share>("POST", folderPath(folder, "/shares"), { body: { username: who.trim(), mode } });
+      if (made.user_id) setTypedNames((m) => ({ ...m, [made.user_id as string]: who.trim() }));
       setMessage(`Shared ${folder.name} with ${who.trim()} (${mode === "rw" ? "read-write" : "read-only"}).`);
       setWho("");
       shares.reload();
