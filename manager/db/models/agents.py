@@ -8,7 +8,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, String
+from sqlalchemy import Boolean, DateTime, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +23,9 @@ class AgentStatus(enum.StrEnum):
 
 class AgentRow(Base):
     __tablename__ = "agents"
+    # Cursor pagination walks (created_at, id); rows created in one transaction share
+    # created_at, so the index must cover both to avoid sorting the whole table.
+    __table_args__ = (Index("ix_agents_page", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     resource_group: Mapped[str] = mapped_column(String(64), nullable=False, index=True)

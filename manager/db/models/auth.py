@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, LargeBinary, String
+from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -14,6 +14,9 @@ from manager.db.models.base import Base, created_at_col, uuid_pk
 
 class ApiTokenRow(Base):
     __tablename__ = "api_tokens"
+    # Cursor pagination walks (created_at, id); rows created in one transaction share
+    # created_at, so the index must cover both to avoid sorting the whole table.
+    __table_args__ = (Index("ix_api_tokens_page", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     user_id: Mapped[uuid.UUID] = mapped_column(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,6 +15,9 @@ from manager.db.models.base import Base, created_at_col, uuid_pk
 
 class ResourceGroupRow(Base):
     __tablename__ = "resource_groups"
+    # Cursor pagination walks (created_at, id); rows created in one transaction share
+    # created_at, so the index must cover both to avoid sorting the whole table.
+    __table_args__ = (Index("ix_resource_groups_page", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)

@@ -29,6 +29,7 @@ from manager.lifecycle.session import SessionResult, SessionStatus, SessionType
 class SessionRow(Base):
     __tablename__ = "sessions"
     __table_args__ = (
+        Index("ix_sessions_page", "created_at", "id"),  # cursor pagination order
         Index("ix_sessions_status_group", "status", "resource_group"),
         Index("ix_sessions_project_status", "project_id", "status"),
         Index(

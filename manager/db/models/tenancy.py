@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,6 +30,9 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 
 class DomainRow(Base):
     __tablename__ = "domains"
+    # Cursor pagination walks (created_at, id); rows created in one transaction share
+    # created_at, so the index must cover both to avoid sorting the whole table.
+    __table_args__ = (Index("ix_domains_page", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
@@ -40,7 +43,10 @@ class DomainRow(Base):
 
 class ProjectRow(Base):
     __tablename__ = "projects"
-    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_projects_domain_name"),)
+    __table_args__ = (
+        Index("ix_projects_page", "created_at", "id"),
+        UniqueConstraint("domain_id", "name", name="uq_projects_domain_name"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     domain_id: Mapped[uuid.UUID] = mapped_column(
@@ -57,6 +63,9 @@ class ProjectRow(Base):
 
 class UserRow(Base):
     __tablename__ = "users"
+    # Cursor pagination walks (created_at, id); rows created in one transaction share
+    # created_at, so the index must cover both to avoid sorting the whole table.
+    __table_args__ = (Index("ix_users_page", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     domain_id: Mapped[uuid.UUID] = mapped_column(

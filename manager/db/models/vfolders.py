@@ -29,6 +29,7 @@ class ShareMode(enum.StrEnum):
 class VFolderRow(Base):
     __tablename__ = "vfolders"
     __table_args__ = (
+        Index("ix_vfolders_page", "created_at", "id"),  # cursor pagination order
         CheckConstraint("(owner_user_id IS NULL) <> (owner_project_id IS NULL)", name="one_owner"),
         # Names are unique per owner among live folders, so a name frees up once deleting.
         Index(
