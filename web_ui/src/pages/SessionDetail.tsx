@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { call, describeError, streamText } from "../api/client";
-import type { HistoryEntry, Session, Verdict } from "../api/types";
+import type { HistoryEntry, Session, SessionStatus, Verdict } from "../api/types";
 import { loadImages } from "../api/images";
 import { useLoad, useNow } from "../hooks";
 import { when } from "../format";
@@ -111,7 +111,7 @@ export function SessionDetailPage({ id }: { id: string }) {
           </dl>
         </Section>
       ) : null}
-      <LogViewer base={base} running={!!s && isActive(s)} />
+      {s ? <LogViewer base={base} status={s.status} /> : null}
       <Section title="History">
         <ErrorBanner error={history.error} />
         <table>
@@ -141,7 +141,12 @@ export function SessionDetailPage({ id }: { id: string }) {
   );
 }
 
-function LogViewer({ base, running }: { base: string; running: boolean }) {
+const NO_CONTAINER_YET: SessionStatus[] = ["pending", "scheduled", "preparing"];
+
+function LogViewer({ base, status }: { base: string; status: SessionStatus }) {
+  const running = status === "running";
+  // Until a container exists there is no log to read; start (again) once it runs.
+  const waiting = NO_CONTAINER_YET.includes(status);
   const [text, setText] = useState("");
   const [follow, setFollow] = useState(true);
   const [state, setState] = useState<string>("");
@@ -149,6 +154,10 @@ function LogViewer({ base, running }: { base: string; running: boolean }) {
   const pre = useRef<HTMLPreElement>(null);
 
   useEffect(() => {
+    if (waiting) {
+      setState("waiting for the container to start");
+      return;
+    }
     const controller = new AbortController();
     setText("");
     setState(follow && running ? "following" : "loading");
@@ -160,7 +169,7 @@ function LogViewer({ base, running }: { base: string; running: boolean }) {
       .then(() => !controller.signal.aborted && setState("end of log"))
       .catch((err) => !controller.signal.aborted && setState(describeError(err)));
     return () => controller.abort();
-  }, [base, follow, running, attempt]);
+  }, [base, follow, running, waiting, attempt]);
 
   useEffect(() => {
     if (pre.current && follow) pre.current.scrollTop = pre.current.scrollHeight;
