@@ -266,14 +266,33 @@ async def test_redis_outage(cluster: Cluster) -> None:
     assert len(created) >= 4
 
 
+def times_elected(cluster: Cluster) -> int:
+    return sum(
+        "manager-loops" in line and line.rstrip().endswith(" is leader")
+        for m in (1, 2)
+        for line in cluster.manager(m).log(tail=10**8).splitlines()
+    )
+
+
 async def test_etcd_outage(cluster: Cluster) -> None:
     etcd = cluster.procs["etcd"]
+    elected_before = times_elected(cluster)
     await _outage(cluster, stop=etcd.kill9, start=etcd.start)
-    # Registrations come back by themselves (new leases), and a leader is elected again.
+    # The outage outlasted the leader's TTL, so it stepped down; a leader is elected again and
+    # registrations come back by themselves.
     await wait_until_async(
         lambda: _registered(cluster), timeout_s=30, what="agents and managers re-registered"
     )
+    await wait_until_async(
+        lambda: _true(times_elected(cluster) > elected_before),
+        timeout_s=40,
+        what="a new leader term",
+    )
     cluster.wait_agents_alive((1, 2, 3), timeout_s=30)
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _registered(cluster: Cluster) -> bool:
