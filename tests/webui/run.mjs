@@ -193,6 +193,10 @@ async function main() {
       assert((await node.getByRole("meter", { name: "local cuda.device" }).getAttribute("aria-valuemax")) === "2", "GPU capacity is not 2");
       for (const id of ["fake-cuda-0", "fake-cuda-1"]) await page.getByRole("cell", { name: id, exact: true }).waitFor();
       assert((await page.getByText("Berth FakeGPU").count()) === 2, "expected two fake GPU rows");
+      for (const id of ["fake-cuda-0", "fake-cuda-1"]) {
+        await page.getByRole("meter", { name: `${id} utilisation` }).waitFor();
+        await page.getByRole("meter", { name: `${id} memory` }).waitFor();
+      }
       await shot(page, "05-nodes");
     });
 

@@ -10,13 +10,16 @@ const HISTORY = 60; // samples kept per series (5 s apart: five minutes)
 
 type Samples = Record<string, Array<[number, number]>>;
 
+// Device plugins report live metrics as string attributes (e.g. utilization_pct "12.0").
+function attr(d: Record<string, unknown>, name: string): number | null {
+  const v = (d.attributes as Record<string, unknown> | undefined)?.[name] ?? d[name];
+  return v === undefined || v === null || v === "" ? null : Number(v);
+}
 function deviceUtil(d: Record<string, unknown>): number | null {
-  const v = d.utilization_pct ?? d.utilisation_pct ?? (d.metrics as Record<string, unknown> | undefined)?.utilization_pct;
-  return v === undefined || v === null ? null : Number(v);
+  return attr(d, "utilization_pct");
 }
 function deviceMem(d: Record<string, unknown>): number | null {
-  const v = d.memory_used_bytes ?? (d.metrics as Record<string, unknown> | undefined)?.memory_used_bytes;
-  return v === undefined || v === null ? null : Number(v);
+  return attr(d, "memory_used_bytes");
 }
 
 export function NodesPage() {
@@ -109,8 +112,8 @@ export function NodesPage() {
                     {Object.keys(a.plugin_errors ?? {}).length
                       ? Object.entries(a.plugin_errors).map(([k, v]) => `${k}: ${String(v)}`).join("; ")
                       : "no plugin errors"}
-                    {a.runtime_health && Object.keys(a.runtime_health).length
-                      ? ` · runtime ${JSON.stringify(a.runtime_health)}`
+                    {a.runtime_health?.status
+                      ? ` · runtime ${String(a.runtime_health.status)}${a.runtime_health.message ? `: ${String(a.runtime_health.message)}` : ""}`
                       : ""}
                   </dd>
                 </dl>
