@@ -58,7 +58,10 @@ class ManagerConfig(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest accepted JSON body.")
     default_page_size: int = Field(50, ge=1, le=1000, description="List page size when unset.")
     agent_lost_after_s: float = Field(
-        30.0, gt=0, description="An agent whose heartbeat is older than this is marked lost."
+        20.0,
+        gt=0,
+        description="An agent whose heartbeat is older than this is marked lost. Detection "
+        "takes up to this plus the liveness interval (5 s) plus one heartbeat (3 s).",
     )
     web_ui_dir: str | None = Field(
         None, description="Directory with the built web UI bundle served at `/` (None: built-in)."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import uuid
 from datetime import datetime
 
 from aiohttp import web
@@ -26,7 +27,7 @@ from manager.lifecycle.session import TERMINAL, SessionStatus
 from manager.services import sessions as session_service
 from manager.services.ledger import to_amounts
 from manager.services.vfolders import open_storage, resolve_mounts
-from manager.state import STATE_KEY
+from manager.state import STATE_KEY, ManagerState
 
 SSE_POLL_S = 0.5  # history is polled this often while a client listens; events only wake it
 
@@ -145,6 +146,16 @@ async def events(call: Call) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await response.prepare(call.request)
+    try:
+        await _stream_history(state, response, session_id)
+    except ConnectionResetError:
+        pass  # the client went away (a browser navigating); nothing to clean up
+    return response
+
+
+async def _stream_history(
+    state: ManagerState, response: web.StreamResponse, session_id: uuid.UUID
+) -> None:
     last_id = 0
     while True:
         async with state.db_factory() as db:
@@ -170,7 +181,7 @@ async def events(call: Call) -> web.StreamResponse:
             )
             if item.status in TERMINAL:
                 await response.write_eof()
-                return response
+                return
         await asyncio.sleep(SSE_POLL_S)
 
 
@@ -197,18 +208,21 @@ async def logs(call: Call) -> web.StreamResponse:
     )
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     try:
-        async for chunk in client.logs(container.id, follow=call.query.follow):
+        try:
+            async for chunk in client.logs(container.id, follow=call.query.follow):
+                if not response.prepared:
+                    await response.prepare(call.request)
+                await response.write(chunk)
+        except AgentError as exc:
             if not response.prepared:
-                await response.prepare(call.request)
-            await response.write(chunk)
-    except AgentError as exc:
+                if exc.code == "container_not_found":
+                    raise NotFound("the container is gone; its logs went with it") from None
+                raise Unavailable(f"the node did not return logs: {exc.message}") from None
         if not response.prepared:
-            if exc.code == "container_not_found":
-                raise NotFound("the container is gone; its logs went with it") from None
-            raise Unavailable(f"the node did not return logs: {exc.message}") from None
-    if not response.prepared:
-        await response.prepare(call.request)
-    await response.write_eof()
+            await response.prepare(call.request)
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client stopped following; the agent stream closes with us
     return response
 
 
