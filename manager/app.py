@@ -26,6 +26,7 @@ from manager.api.openapi import build_openapi
 from manager.api.routes import all_routes, public_routes
 from manager.api.system import OPENAPI_KEY
 from manager.api.webui import add_web_ui_routes
+from manager.auth.cache import PrincipalCache
 from manager.auth.crypto import Sealer
 from manager.config import ManagerConfig
 from manager.db.engine import create_db_factory, create_engine
@@ -57,6 +58,7 @@ def create_app(
         clock=clock,
         metrics=metrics,
     )
+    state.principals = PrincipalCache(config.auth_cache_ttl_s)
     app[STATE_KEY] = state
     install_app_proxy(app)
 

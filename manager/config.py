@@ -55,6 +55,12 @@ class ManagerConfig(BaseSettings):
     signature_window_s: int = Field(
         300, ge=10, description="Accepted clock skew for HMAC-signed requests (each way)."
     )
+    auth_cache_ttl_s: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds a resolved bearer token is reused without a database lookup (0 "
+        "disables). Revocations through another replica take effect within this time.",
+    )
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest accepted JSON body.")
     default_page_size: int = Field(50, ge=1, le=1000, description="List page size when unset.")
     agent_lost_after_s: float = Field(

@@ -9,6 +9,7 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 
+from manager.auth.cache import PrincipalCache
 from manager.auth.crypto import Sealer
 from manager.config import ManagerConfig
 from manager.db.engine import DbFactory
@@ -27,6 +28,7 @@ class ManagerState:
     wake: Callable[[str], None] = field(default=lambda _name: None)
     # Shared HTTP client for agent and storage-proxy calls, opened by a cleanup context.
     http: aiohttp.ClientSession | None = None
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))
 
 
 STATE_KEY = web.AppKey("berth_state", ManagerState)

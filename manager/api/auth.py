@@ -87,6 +87,7 @@ async def list_tokens(call: Call) -> PageResponse[TokenOut]:
 
 
 async def revoke_token(call: Call) -> TokenOut:
+    call.request.app[STATE_KEY].principals.clear()
     row = await auth_service.revoke_token(
         call.tx, call.me, token_id=call.path_uuid("token_id"), now=call.now
     )

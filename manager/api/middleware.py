@@ -185,9 +185,18 @@ async def _resolve_principal(
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
-        parsed = crypto.parse_token(value.strip())
+        token = value.strip()
+        parsed = crypto.parse_token(token)
         await request.app[RATE_LIMITS_KEY].check_token(parsed[0] if parsed else value[:64])
-        return await auth_service.authenticate_bearer(db, token=value.strip(), now=now)
+        key = crypto.sha256(token)
+        cached = state.principals.get(key, now=now)
+        if cached is not None:
+            return cached
+        principal, expires_at = await auth_service.authenticate_bearer_with_expiry(
+            db, token=token, now=now
+        )
+        state.principals.put(key, principal, token_expires_at=expires_at)
+        return principal
     if scheme == crypto.SIGNATURE_SCHEME:
         fields = _parse_signature_header(value)
         await request.app[RATE_LIMITS_KEY].check_token(fields["Credential"])

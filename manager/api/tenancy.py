@@ -12,6 +12,12 @@ from manager.api.schemas.tenancy import (
     UserOut,
 )
 from manager.services import tenancy
+from manager.state import STATE_KEY
+
+
+def _forget_principals(call: Call) -> None:
+    """Users, roles and memberships feed the cached principals: drop them on any change."""
+    call.request.app[STATE_KEY].principals.clear()
 
 
 def _changes(call: Call) -> dict[str, object]:
@@ -73,6 +79,7 @@ async def update_project(call: Call) -> ProjectOut:
 
 
 async def delete_project(call: Call) -> None:
+    _forget_principals(call)
     await tenancy.delete_project(call.tx, call.me, project_id=call.path_uuid("project_id"))
 
 
@@ -104,6 +111,7 @@ async def get_user(call: Call) -> UserOut:
 
 
 async def update_user(call: Call) -> UserOut:
+    _forget_principals(call)
     row = await tenancy.update_user(
         call.tx, call.me, user_id=call.path_uuid("user_id"), changes=_changes(call)
     )
@@ -127,6 +135,7 @@ async def list_members(call: Call) -> MemberList:
 
 
 async def set_member(call: Call) -> MemberOut:
+    _forget_principals(call)
     project_id, user_id = call.path_uuid("project_id"), call.path_uuid("user_id")
     row = await tenancy.set_member(
         call.tx, call.me, project_id=project_id, user_id=user_id, role=call.body.role
@@ -142,6 +151,7 @@ async def set_member(call: Call) -> MemberOut:
 
 
 async def remove_member(call: Call) -> None:
+    _forget_principals(call)
     await tenancy.remove_member(
         call.tx,
         call.me,

@@ -119,6 +119,14 @@ async def revoke_token(
 
 
 async def authenticate_bearer(db: AsyncSession, *, token: str, now: datetime) -> Principal:
+    principal, _ = await authenticate_bearer_with_expiry(db, token=token, now=now)
+    return principal
+
+
+async def authenticate_bearer_with_expiry(
+    db: AsyncSession, *, token: str, now: datetime
+) -> tuple[Principal, datetime | None]:
+    """The token's principal and the token's own expiry (for callers that cache it)."""
     parsed = crypto.parse_token(token)
     if parsed is None:
         raise Unauthenticated("malformed API token", code="invalid_token")
@@ -126,7 +134,7 @@ async def authenticate_bearer(db: AsyncSession, *, token: str, now: datetime) ->
     row = await _usable_token(db, access_key=access_key, now=now)
     if not hmac.compare_digest(row.secret_hash, crypto.sha256(secret)):
         raise Unauthenticated("invalid API token", code="invalid_token")
-    return await _token_principal(db, row, now=now)
+    return await _token_principal(db, row, now=now), row.expires_at
 
 
 async def authenticate_signed(
