@@ -39,6 +39,20 @@ class Stack:
         )
 
 
+def create_admin(env: dict[str, str], *, username: str | None = None) -> str:
+    """`berth manager create-admin` against the stack's database; returns the admin's token."""
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "client.cli.main", "manager", "create-admin"),
+            *("--username", username or f"admin-{uuid.uuid4().hex[:6]}"),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def manager_env(db_url: str, port: int) -> dict[str, str]:
     return {
         "BERTH_DB_URL": db_url,
@@ -94,21 +108,7 @@ def stack(stack_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     workdir = tmp_path_factory.mktemp("stack")
     port = free_port()
     env = manager_env(stack_db, port)
-    token = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "client.cli.main",
-            "manager",
-            "create-admin",
-            "--username",
-            f"admin-{uuid.uuid4().hex[:6]}",
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = create_admin(env)
     url = f"http://127.0.0.1:{port}"
     with berth_process(
         ["manager", "serve"], env=env, log_path=workdir / "manager.log", ready_url=url + "/readyz"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from tests.e2e.conftest import (
     Stack,
+    create_admin,
     manager_env,
     wait_for,
     write_agent_config,
@@ -34,21 +34,7 @@ def lossy(stack_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     workdir = tmp_path_factory.mktemp("lossy")
     port = free_port()
     env = manager_env(stack_db, port)  # agent_lost_after_s = 6
-    token = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "client.cli.main",
-            "manager",
-            "create-admin",
-            "--username",
-            f"admin-{uuid.uuid4().hex[:6]}",
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = create_admin(env)
     url = f"http://127.0.0.1:{port}"
     config = write_agent_config(
         workdir / "agent.toml",

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -20,7 +17,7 @@ import httpx
 import pytest
 
 from agent.contract import DeviceInfo, ImageInfo, NodeReport, RuntimeHealth
-from tests.e2e.conftest import CLUSTER_SECRET, manager_env
+from tests.e2e.conftest import CLUSTER_SECRET, create_admin, manager_env
 from tests.live import berth_process, free_port
 
 pytestmark = pytest.mark.slow
@@ -59,21 +56,7 @@ def report(node_id: str) -> dict[str, object]:
 async def test_two_managers_racing_never_overcommit(stack_db: str, tmp_path: Path) -> None:
     ports = [free_port(), free_port()]
     envs = [{**manager_env(stack_db, p), "BERTH_LOOPS": '["schedule"]'} for p in ports]
-    token = subprocess.run(  # noqa: ASYNC221 - a one-off CLI call before the race starts
-        [
-            sys.executable,
-            "-m",
-            "client.cli.main",
-            "manager",
-            "create-admin",
-            "--username",
-            "racer",
-        ],
-        env={**os.environ, **envs[0]},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = create_admin(envs[0], username="racer")
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     with (
         berth_process(

@@ -21,6 +21,7 @@ from manager.config import ManagerConfig
 from tests.e2e.conftest import (
     CLUSTER_SECRET,
     Stack,
+    create_admin,
     manager_env,
     write_agent_config,
 )
@@ -149,16 +150,7 @@ def vstack(
         "BERTH_STORAGE_PROXY_URL": storage_proxy.internal_url,
         "BERTH_STORAGE_TOKEN_SECRET": TOKEN_SECRET,
     }
-    token = subprocess.run(
-        [
-            *(sys.executable, "-m", "client.cli.main", "manager", "create-admin"),
-            *("--username", f"admin-{uuid.uuid4().hex[:6]}"),
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = create_admin(env)
     url = f"http://127.0.0.1:{port}"
     with berth_process(
         ["manager", "serve"], env=env, log_path=workdir / "manager.log", ready_url=url + "/readyz"
