@@ -147,7 +147,7 @@ async def _one(http: aiohttp.ClientSession, base: str) -> float:
         json={
             "image": IMAGE,
             "type": "interactive",
-            "resources": {"cpu": "0.5", "mem": "768m", "cuda.device": 1},
+            "resources": {"cpu": "2", "mem": "768m", "cuda.device": 1},  # raw run has no CPU cap
         },
     ) as resp:
         session = await resp.json()
