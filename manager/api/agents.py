@@ -16,7 +16,6 @@ from manager.errors import InvalidRequest
 from manager.services import agents as agent_service
 from manager.services import container_events
 from manager.services.ledger import to_amounts
-from manager.state import STATE_KEY
 
 _EVENTS = TypeAdapter(list[ContainerEvent])
 
@@ -133,4 +132,4 @@ async def _parse(call: Call, model: type[NodeReport]) -> NodeReport:
 
 
 def _wake(call: Call, loop: str) -> None:
-    call.request.app[STATE_KEY].wake(loop)
+    call.wake(loop)

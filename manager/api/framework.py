@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from manager.api.permissions import Permission
 from manager.auth.principal import Principal
 from manager.errors import InvalidRequest, PayloadTooLarge, Unauthenticated
+from manager.state import STATE_KEY
 
 
 @dataclass
@@ -42,6 +43,11 @@ class Call:
         assert self.db is not None, "route declared transactional=False"
         return self.db
 
+    def wake(self, loop: str) -> None:
+        """Wake a background loop once this request's transaction has committed; woken
+        earlier, the loop would read the database before the change is visible."""
+        self.request.setdefault(WAKE_AFTER_COMMIT, []).append(loop)
+
     def path_uuid(self, name: str) -> uuid.UUID:
         try:
             return uuid.UUID(self.request.match_info[name])
@@ -59,6 +65,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
 # The transaction opened by the auth middleware for transactional routes, reused by the handler.
 DB_HANDLE = web.RequestKey("db", AsyncSession)
+WAKE_AFTER_COMMIT = web.RequestKey("wake_after_commit", list)
 
 
 @dataclass(frozen=True)
@@ -92,11 +99,22 @@ def make_handler(
             async with db_factory() as db, db.begin():
                 call.db = db
                 response = _to_response(route, await route.handler(call))
+            run_wakes(request)
         else:
             response = _to_response(route, await route.handler(call))
+            run_wakes(request)
         return response
 
     return handle
+
+
+def run_wakes(request: web.Request) -> None:
+    """Deliver the wake-ups a handler asked for (call after the transaction committed)."""
+    loops = request.pop(WAKE_AFTER_COMMIT, [])
+    if loops:
+        wake = request.app[STATE_KEY].wake
+        for loop in dict.fromkeys(loops):
+            wake(loop)
 
 
 def utc_clock() -> datetime:

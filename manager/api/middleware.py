@@ -12,7 +12,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from manager.api.framework import CSRF_TOKEN, DB_HANDLE, PRINCIPAL, REQUEST_ID, Route
+from manager.api.framework import (
+    CSRF_TOKEN,
+    DB_HANDLE,
+    PRINCIPAL,
+    REQUEST_ID,
+    Route,
+    run_wakes,
+)
 from manager.api.permissions import Permission, role_allows
 from manager.auth import crypto
 from manager.auth.principal import Principal
@@ -167,7 +174,9 @@ def build_middlewares(
         async with state.db_factory() as db, db.begin():
             request[DB_HANDLE] = db
             _authorize(request, route, await _resolve_principal(request, state, db))
-            return await handler(request)
+            response = await handler(request)
+        run_wakes(request)  # committed: the loops will see the change
+        return response
 
     return [request_context, errors, authenticate]
 

@@ -10,7 +10,6 @@ from manager.db.models import ProjectRow, ResourcePolicyRow, UserRow
 from manager.errors import InvalidRequest
 from manager.services import quotas, usage
 from manager.services.ledger import to_amounts
-from manager.state import STATE_KEY
 
 
 async def _scope(call: Call) -> quotas.ScopeRef:
@@ -46,7 +45,7 @@ async def set_quota(call: Call) -> QuotaOut:
     row = await quotas.set_policy(
         call.tx, call.me, scope=scope, fields=call.body.model_dump(), now=call.now
     )
-    call.request.app[STATE_KEY].wake("schedule")  # a raised limit may let sessions start
+    call.wake("schedule")  # a raised limit may let sessions start
     return await _out(call, scope.key, row)
 
 
@@ -58,7 +57,7 @@ async def get_quota(call: Call) -> QuotaOut:
 async def delete_quota(call: Call) -> None:
     scope = await _scope(call)
     await quotas.delete_policy(call.tx, call.me, scope=scope)
-    call.request.app[STATE_KEY].wake("schedule")
+    call.wake("schedule")
 
 
 async def list_quotas(call: Call) -> QuotaList:

@@ -82,7 +82,7 @@ async def create_session(call: Call) -> SessionOut:
         mounts = await resolve_mounts(call.tx, call.me, mounts=spec.mounts, storage=storage)
         spec = dataclasses.replace(spec, mounts=mounts)
     row = await session_service.create_session(call.tx, call.me, spec=spec, now=call.now)
-    call.request.app[STATE_KEY].wake("schedule")
+    call.wake("schedule")
     return session_out(row)
 
 
@@ -132,7 +132,7 @@ async def terminate(call: Call) -> SessionOut:
     row = await session_service.terminate_session(
         call.tx, call.me, session_id=row.id, now=call.now
     )
-    call.request.app[STATE_KEY].wake("terminate")
+    call.wake("terminate")
     return session_out(row)
 
 
