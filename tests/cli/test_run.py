@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import queue
 import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -57,13 +60,41 @@ def test_a_job_over_quota_waits_and_why_names_the_quota(berth: Berth) -> None:
         assert "project" in str(verdict["message"])
         table = berth("why", "quota-waiter")
         assert "quota_exceeded" in table.stdout and "project" in table.stdout
+        # `berth run` refreshes the reason every 2 s: let it show it before freeing the GPU.
+        shown_lines = _stderr_until(waiter, "quota_exceeded", timeout_s=30)
         assert berth("rm", holder_id).returncode == 0
-        out, err = waiter.communicate(timeout=90)
+        out, rest = waiter.communicate(timeout=90)
+        err = shown_lines + rest
         assert waiter.returncode == 0, err
         assert out.strip() == "got-a-gpu"
         assert "quota_exceeded" in err, "the pending reason was shown while waiting"
     finally:
         berth("admin", "quotas", "rm", "project", project)
+
+
+def _stderr_until(proc: subprocess.Popen[str], needle: str, *, timeout_s: float) -> str:
+    """Read the process's stderr line by line (in a thread, so the deadline holds) until a line
+    contains `needle`; returns what was read."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in iter(proc.stderr.readline, ""):
+            lines.put(line)
+            if needle in line:
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen = ""
+    deadline = time.monotonic() + timeout_s
+    while needle not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"{needle!r} never appeared; stderr so far: {seen}"
+        try:
+            seen += lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+    return seen
 
 
 def test_an_absolute_quota_violation_is_rejected_with_its_code(berth: Berth) -> None:

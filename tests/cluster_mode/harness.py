@@ -545,10 +545,15 @@ class Cluster:
         args = ["docker", "ps", "-q", "--filter", f"label=ai.berth.node-id={self.node_id(i)}"]
         if all_states:
             args.insert(2, "-a")
-        ids = sh(*args, env=env).stdout.split()
-        if not ids:
-            return []
-        return list(json.loads(sh("docker", "inspect", *ids, env=env).stdout))
+        for _ in range(5):
+            ids = sh(*args, env=env).stdout.split()
+            if not ids:
+                return []
+            # A container may be removed (reaped) between the listing and the inspect: list again.
+            inspected = sh("docker", "inspect", *ids, env=env, check=False)
+            if inspected.returncode == 0:
+                return list(json.loads(inspected.stdout))
+        raise RuntimeError(f"containers of node {i} kept vanishing between ps and inspect")
 
     def _remove_containers(self) -> None:
         for i in range(1, self.agents + 1):
