@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 from manager.reconcilers.context import LoopContext
 from manager.scheduler import schedule
@@ -38,15 +39,11 @@ async def schedule_step(ctx: LoopContext) -> bool:
     elapsed = time.perf_counter() - started
     ctx.metrics.scheduler_cycle.observe(elapsed)
     ctx.metrics.placements.inc(len(result.committed))
+    # One pass over the queue: what stays pending per group after this cycle's commits.
+    committed = set(result.committed)
+    waiting = Counter(s.resource_group for s in snapshot.pending if s.session_id not in committed)
     for group in snapshot.resource_groups:
-        ctx.metrics.queue_length.labels(group).set(
-            sum(1 for s in snapshot.pending if s.resource_group == group)
-            - sum(
-                1
-                for a in plan.assignments.values()
-                if a.resource_group == group and a.session_id in set(result.committed)
-            )
-        )
+        ctx.metrics.queue_length.labels(group).set(waiting[group])
     log.info(
         "schedule cycle",
         extra={
