@@ -58,8 +58,8 @@ def create_app(
         sealer=Sealer(config.secret_key.get_secret_value()),
         clock=clock,
         metrics=metrics,
+        principals=PrincipalCache(config.auth_cache_ttl_s),
     )
-    state.principals = PrincipalCache(config.auth_cache_ttl_s)
     app[STATE_KEY] = state
     install_app_proxy(app)
 

@@ -28,7 +28,7 @@ class ManagerState:
     wake: Callable[[str], None] = field(default=lambda _name: None)
     # Shared HTTP client for agent and storage-proxy calls, opened by a cleanup context.
     http: aiohttp.ClientSession | None = None
-    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))  # off
 
 
 STATE_KEY = web.AppKey("berth_state", ManagerState)
