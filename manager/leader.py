@@ -25,10 +25,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from agent.registry import MANAGERS_PREFIX, LeasedKey
 from cluster.config_store import ConfigStore
 from cluster.factory import create_config_store
 from cluster.leader import LeaderElection
+from cluster.registry import MANAGERS_PREFIX, LeasedKey
 from manager.config import ManagerConfig
 from manager.reconcilers.base import Loops
 

@@ -8,6 +8,7 @@ environment use `__`; `volumes` is a list, so set it as JSON, e.g.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,6 +122,11 @@ class StorageProxyConfig(BaseSettings):
         env_prefix="BERTH_STORAGE_", env_nested_delimiter="__", extra="forbid"
     )
 
+    name: str = Field(
+        default_factory=socket.gethostname,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        description="Name of this proxy in the cluster: its key is storage-proxies/<name>.",
+    )
     internal_host: str = Field(
         default="127.0.0.1", description="Address of the internal API (manager and agents)."
     )
@@ -132,6 +138,23 @@ class StorageProxyConfig(BaseSettings):
     public_url: str | None = Field(
         default=None,
         description="Base URL clients are told to use; defaults to http://public_host:port.",
+    )
+    advertised_internal_url: str | None = Field(
+        default=None,
+        description=(
+            "URL managers reach the internal API at, published in the config store; defaults "
+            "to http://internal_host:internal_port (set it when binding 0.0.0.0)."
+        ),
+    )
+    config_store_url: str | None = Field(
+        default=None,
+        description=(
+            "Config store (etcd://host:port/prefix) to publish storage-proxies/<name> in under "
+            "a lease while the proxy runs, for managers to discover; None: no registration."
+        ),
+    )
+    registration_ttl_s: float = Field(
+        default=10.0, ge=2, description="TTL of the proxy's registration lease in the store."
     )
     cluster_secret: SecretStr = Field(
         default=SecretStr(""),
@@ -191,3 +214,9 @@ class StorageProxyConfig(BaseSettings):
     @property
     def advertised_public_url(self) -> str:
         return (self.public_url or f"http://{self.public_host}:{self.public_port}").rstrip("/")
+
+    @property
+    def internal_url(self) -> str:
+        """Where managers reach the internal API (published in the config store)."""
+        url = self.advertised_internal_url or f"http://{self.internal_host}:{self.internal_port}"
+        return url.rstrip("/")

@@ -1,6 +1,7 @@
 """Internal API (manager and agents), authenticated by the cluster secret.
 
 GET    /health                                   no auth
+GET    /metrics                                  Prometheus text, no auth (metrics.py)
 GET    /v1/info                                  public URL and volumes
 POST   /v1/folders                               CreateFolderRequest → FolderInfo
 DELETE /v1/folders/{volume}/{folder_id}          204 (idempotent)
@@ -53,7 +54,7 @@ def setup_routes(app: web.Application) -> None:
 
 @web.middleware
 async def secret_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path == "/health":
+    if request.path in ("/health", "/metrics"):
         return await handler(request)
     expected = request.app[SECRET_KEY].encode()
     given = request.headers.get(CLUSTER_SECRET_HEADER, "").encode()

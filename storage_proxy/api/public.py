@@ -42,6 +42,7 @@ from storage_proxy.contract import (
     verify_token,
 )
 from storage_proxy.errors import BadRequest, StorageDomainError
+from storage_proxy.metrics import count_download
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +288,7 @@ async def _sendfile(
             return
         count = result.end - result.start
         sent = await asyncio.get_running_loop().sendfile(transport, fobj, result.start, count)
+        count_download(request, sent)
         if sent < count:
             # The file shrank since it was measured: fail the transfer rather than hang.
             log.warning("download of %s cut short: file shrank", result.path)
@@ -320,6 +322,7 @@ async def _stream(
     try:
         async for chunk in body:
             await response.write(chunk)
+            count_download(request, len(chunk))
     except StorageDomainError as exc:
         # Headers are gone; cut the connection so the client sees a failed, not a short, file.
         log.warning("stream of %s aborted: %s", request.path, exc.message)
