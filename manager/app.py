@@ -38,6 +38,7 @@ from manager.reconcilers import build_loops
 from manager.reconcilers.base import Loops
 from manager.reconcilers.context import LoopContext
 from manager.state import STATE_KEY, ManagerState
+from manager.storage_locator import StorageProxyLocator
 
 log = logging.getLogger("berth.manager")
 VERSION = "0.1.0"
@@ -59,6 +60,7 @@ def create_app(
         clock=clock,
         metrics=metrics,
         principals=PrincipalCache(config.auth_cache_ttl_s),
+        storage=StorageProxyLocator.from_config(config),
     )
     app[STATE_KEY] = state
     install_app_proxy(app)
@@ -70,6 +72,7 @@ def create_app(
     app.cleanup_ctx.append(dispose_engine)
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(rate_limits_ctx)
+    app.cleanup_ctx.append(state.storage.cleanup_ctx)  # configured or discovered proxy
     app.cleanup_ctx.append(_background_loops)
 
     routes = all_routes()
@@ -107,6 +110,7 @@ async def _background_loops(app: web.Application) -> AsyncIterator[None]:
         metrics=state.metrics,
         owner=owner,
         wake=lambda name: state.wake(name),
+        storage=state.storage,
     )
     loops = build_loops(ctx, only=state.config.loops)
 

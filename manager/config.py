@@ -82,7 +82,13 @@ class ManagerConfig(BaseSettings):
     storage_proxy_url: str | None = Field(
         None,
         description="Base URL of the storage proxy's internal API (authenticated with "
-        "cluster_secret); None: no virtual folders.",
+        "cluster_secret). None: discovered from storage-proxies/ when config_store_url is "
+        "etcd://, else no virtual folders.",
+    )
+    storage_proxy_name: str | None = Field(
+        None,
+        description="Which registered storage proxy to use (storage-proxies/<name>) when "
+        "discovering; None: the first registered name.",
     )
     storage_token_secret: SecretStr = Field(
         SecretStr(""),

@@ -14,6 +14,7 @@ from manager.auth.crypto import Sealer
 from manager.config import ManagerConfig
 from manager.db.engine import DbFactory
 from manager.metrics import ApiMetrics
+from manager.storage_locator import StorageProxyLocator
 
 
 @dataclass
@@ -29,6 +30,10 @@ class ManagerState:
     # Shared HTTP client for agent and storage-proxy calls, opened by a cleanup context.
     http: aiohttp.ClientSession | None = None
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(0))  # off
+    # Where the storage proxy is: the configured URL or the one registered in etcd.
+    storage: StorageProxyLocator = field(
+        default_factory=lambda: StorageProxyLocator(explicit=None)
+    )
 
 
 STATE_KEY = web.AppKey("berth_state", ManagerState)

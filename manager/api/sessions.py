@@ -77,7 +77,9 @@ async def create_session(call: Call) -> SessionOut:
     if spec.mounts:
         state = call.request.app[STATE_KEY]
         storage = (
-            open_storage(state.config, state.http) if state.config.storage_proxy_url else None
+            open_storage(state.config, state.http, state.storage)
+            if state.storage.configured
+            else None
         )
         mounts = await resolve_mounts(call.tx, call.me, mounts=spec.mounts, storage=storage)
         spec = dataclasses.replace(spec, mounts=mounts)

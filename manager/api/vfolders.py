@@ -28,12 +28,14 @@ TAGS = ("vfolders",)
 
 def _storage(call: Call) -> svc.Storage:
     state = call.request.app[STATE_KEY]
-    return svc.open_storage(state.config, state.http)
+    return svc.open_storage(state.config, state.http, state.storage)
 
 
 def _maybe_storage(call: Call) -> svc.Storage | None:
     state = call.request.app[STATE_KEY]
-    return svc.open_storage(state.config, state.http) if state.config.storage_proxy_url else None
+    if state.storage.url is None:  # none configured, or none registered right now
+        return None
+    return svc.open_storage(state.config, state.http, state.storage)
 
 
 def _out(view: svc.FolderView, usage: UsageResponse | None = None) -> s.VFolderOut:

@@ -12,6 +12,7 @@ from manager.clients.agent import AgentClient
 from manager.config import ManagerConfig
 from manager.db.engine import DbFactory
 from manager.metrics import ApiMetrics
+from manager.storage_locator import StorageProxyLocator
 
 
 @dataclass
@@ -23,6 +24,10 @@ class LoopContext:
     metrics: ApiMetrics
     owner: str  # this manager's identity in row leases
     wake: Callable[[str], None]
+    storage: StorageProxyLocator | None = None  # None: the fixed config.storage_proxy_url
+
+    def storage_proxy(self) -> StorageProxyLocator:
+        return self.storage or StorageProxyLocator(explicit=self.config.storage_proxy_url)
 
     def agent(self, base_url: str) -> AgentClient:
         return AgentClient(

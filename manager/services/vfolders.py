@@ -46,6 +46,7 @@ from manager.lifecycle.session import ACTIVE
 from manager.services.common import apply_changes, insert_row, require
 from manager.services.pagination import Page, paginate
 from manager.services.tenancy import get_project
+from manager.storage_locator import StorageProxyLocator
 from storage_proxy.contract import (
     UsageResponse,
 )
@@ -71,17 +72,27 @@ class Storage:
     token_secret: str
 
 
-def open_storage(config: ManagerConfig, http: aiohttp.ClientSession | None) -> Storage:
-    """The configured storage proxy; `400 storage_not_configured` when there is none (a
-    deployment choice, not an outage)."""
-    if not config.storage_proxy_url or http is None:
+def open_storage(
+    config: ManagerConfig,
+    http: aiohttp.ClientSession | None,
+    locator: StorageProxyLocator | None = None,
+) -> Storage:
+    """The storage proxy: the configured one or the one registered in etcd (`locator`; None:
+    the fixed `storage_proxy_url`). `400 storage_not_configured` when there is none (a
+    deployment choice, not an outage); `503 storage_unavailable` when discovery finds no
+    registered proxy right now (it stopped or crashed)."""
+    locator = locator or StorageProxyLocator(explicit=config.storage_proxy_url)
+    if not locator.configured or http is None:
         raise InvalidRequest(
             "virtual folders need a storage proxy: set storage_proxy_url in the manager config",
             code="storage_not_configured",
         )
-    client = StorageProxyClient(
-        config.storage_proxy_url, config.cluster_secret.get_secret_value(), http
-    )
+    url = locator.url
+    if url is None:
+        raise Unavailable(
+            "no storage proxy is registered in the config store", code="storage_unavailable"
+        )
+    client = StorageProxyClient(url, config.cluster_secret.get_secret_value(), http)
     return Storage(client=client, token_secret=config.storage_token_secret.get_secret_value())
 
 
@@ -460,9 +471,10 @@ async def finish_delete(
 
 async def vfolder_cleanup_step(ctx: LoopContext) -> bool:
     """Finish deletes a crash or an unreachable proxy left in `deleting`."""
-    if not ctx.config.storage_proxy_url:
+    locator = ctx.storage_proxy()
+    if locator.url is None:
         return False
-    storage = open_storage(ctx.config, ctx.http)
+    storage = open_storage(ctx.config, ctx.http, locator)
     async with ctx.db_factory() as db:
         stuck = (
             await db.execute(
