@@ -46,6 +46,8 @@ STATUS_OF: dict[ErrorCode, int] = {
 NODE_KEY = web.AppKey("berth_agent_node", Node)
 SECRET_KEY: web.AppKey[str] = web.AppKey("berth_agent_secret", str)
 REQUEST_ID_KEY = web.RequestKey("berth_request_id", str)
+# Served without the cluster secret (Prometheus scrapers do not carry it; see agent/metrics.py).
+OPEN_PATHS = frozenset({"/metrics"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -70,7 +72,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         expected = request.app[SECRET_KEY]
         given = request.headers.get(CLUSTER_AUTH_HEADER, "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if request.path not in OPEN_PATHS and not hmac.compare_digest(
+            given.encode(), expected.encode()
+        ):
             return _error(ErrorCode.UNAUTHORIZED, "missing or wrong cluster secret", request_id)
         response = await handler(request)
     except AgentDomainError as exc:

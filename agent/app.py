@@ -14,6 +14,7 @@ from agent.api import NODE_KEY, SECRET_KEY, error_middleware, routes
 from agent.config import AgentConfig
 from agent.devices.base import DevicePlugin
 from agent.heartbeat import Heartbeat
+from agent.metrics import METRICS_KEY, AgentMetrics, metrics_handler, metrics_middleware
 from agent.node import Node
 from agent.plugins import load_device_plugins, load_runtime
 from agent.registry import NodeRegistry
@@ -35,10 +36,13 @@ def create_app(
     secret = config.cluster_secret.get_secret_value()
     if not secret:
         raise ValueError("cluster_secret must be set: every agent route requires it")
-    app = web.Application(middlewares=[error_middleware])
+    metrics = AgentMetrics()
+    app = web.Application(middlewares=[metrics_middleware(metrics), error_middleware])
     app[CONFIG_KEY] = config
     app[SECRET_KEY] = secret
+    app[METRICS_KEY] = metrics
     app.add_routes(routes())
+    app.router.add_get("/metrics", metrics_handler)  # no cluster secret (api.OPEN_PATHS)
 
     async def node_ctx(app: web.Application) -> AsyncIterator[None]:
         chosen_runtime = runtime if runtime is not None else load_runtime(config)
