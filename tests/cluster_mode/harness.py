@@ -195,7 +195,6 @@ class Cluster:
             "BERTH_CONFIG_STORE_URL": f"etcd://127.0.0.1:{ETCD_PORT}/{self.prefix}",
             "BERTH_LOG_JSON": "false",
             "BERTH_AGENT_LOST_AFTER_S": str(self.lost_after_s),
-            "BERTH_STORAGE_PROXY_URL": f"http://{self.ctl_ip}:{PROXY_INTERNAL_PORT}",
             "BERTH_STORAGE_TOKEN_SECRET": STORAGE_TOKEN_SECRET,
         }
 
@@ -219,6 +218,7 @@ class Cluster:
                 self.wait_manager(m)
             self._storage_proxy().start()
             self._forward("proxy", f"{self.ctl_ip}:{PROXY_PUBLIC_PORT}")
+            wait_until(self.proxy_registered, timeout_s=30, what="storage proxy in etcd")
             if self.private_docker_node is not None:
                 self.start_private_docker()
             for i in range(1, self.agents + 1):
@@ -417,6 +417,9 @@ class Cluster:
             "BERTH_STORAGE_PUBLIC_HOST": self.ctl_ip,
             "BERTH_STORAGE_PUBLIC_PORT": str(PROXY_PUBLIC_PORT),
             "BERTH_STORAGE_CLUSTER_SECRET": CLUSTER_SECRET,
+            "BERTH_STORAGE_NAME": "proxy1",  # managers find it in etcd: storage-proxies/proxy1
+            "BERTH_STORAGE_CONFIG_STORE_URL": self.etcd_url,
+            "BERTH_STORAGE_REGISTRATION_TTL_S": "4",
             "BERTH_STORAGE_TOKEN_SECRET": STORAGE_TOKEN_SECRET,
             "BERTH_STORAGE_VOLUMES": json.dumps(
                 [{"name": "local", "backend": "posix", "options": {"root": str(root)}}]
@@ -424,6 +427,13 @@ class Cluster:
         }
         argv = [sys.executable, "-m", "client.cli.main", "storage-proxy", "serve"]
         return self._proc("storage-proxy", self.ctl, argv, env)
+
+    def proxy_registered(self) -> bool:
+        """Whether storage-proxies/proxy1 is in etcd (managers find the proxy there)."""
+        out = sh("nsenter", f"--net=/var/run/netns/{self.ctl}", "etcdctl",
+                 f"--endpoints=127.0.0.1:{ETCD_PORT}", "get", "--print-value-only",
+                 f"/{self.prefix}/storage-proxies/proxy1", check=False)  # fmt: skip
+        return bool(out.stdout.strip())
 
     def start_private_docker(self) -> None:
         i = self.private_docker_node

@@ -1,24 +1,39 @@
-"""Every metric docs/operations.md lists is exported by both managers of the running cluster, and
-the cluster-wide gauges agree between replicas."""
+"""Every metric docs/operations.md lists is exported by the process it is listed for: both
+managers, an agent (scraped over the cluster network, without the cluster secret) and the storage
+proxy's internal API; the managers' cluster-wide gauges agree between replicas."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cluster_mode.conftest import wait_until_async
-from tests.cluster_mode.harness import REPO, Cluster
+from tests.cluster_mode.harness import AGENT_PORT, PROXY_INTERNAL_PORT, REPO, Cluster
 
 pytestmark = pytest.mark.slow
 
 
-def documented_metrics() -> list[str]:
+def documented_metrics(process: str = "Manager") -> list[str]:
     text = (REPO / "docs" / "operations.md").read_text()
     section = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
-    names = re.findall(r"^\| `(berth_[a-z_]+)` \|", section, flags=re.M)
-    assert len(names) >= 7, "the metrics table was found"
+    part = section.split(f"### {process}\n", 1)[1].split("\n### ", 1)[0]
+    names = re.findall(r"^\| `(berth_[a-z_]+)` \|", part, flags=re.M)
+    assert len(names) >= 6, f"the {process} metrics table was found"
     return names
+
+
+def forwarded(cluster: Cluster, name: str, target: str) -> httpx.AsyncClient:
+    """A client for `target` inside the cluster, through a unix-socket forwarder in ctl."""
+    if f"fwd-{name}" not in cluster.procs:
+        cluster._forward(name, target)
+    return httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(uds=str(Path(cluster.socket(name)))),
+        base_url=f"http://{name}",
+        timeout=30,
+    )
 
 
 def samples(text: str, name: str) -> dict[str, float]:
@@ -52,3 +67,20 @@ async def test_documented_metrics_are_exported_by_every_manager(cluster: Cluster
     nodes = [samples(t, "berth_node_slot_used_ratio") for t in texts.values()]
     assert nodes[0].keys() == nodes[1].keys() and nodes[0]
     assert all(f'node="{cluster.node_id(i)}"' in " ".join(nodes[0]) for i in (1, 2, 3))
+
+
+async def test_documented_metrics_are_exported_by_agents_and_the_proxy(cluster: Cluster) -> None:
+    agent = forwarded(cluster, "a1", f"{cluster.agent_ip(1)}:{AGENT_PORT}")
+    proxy = forwarded(cluster, "proxy-internal", f"{cluster.ctl_ip}:{PROXY_INTERNAL_PORT}")
+    async with agent, proxy:
+        agent_text = (await agent.get("/metrics")).text  # no cluster secret
+        proxy_resp = await proxy.get("/metrics")
+        assert (await agent.get("/v1/node")).status_code == 401, "the rest stays guarded"
+    assert proxy_resp.status_code == 200
+    for process, text in (("Agent", agent_text), ("Storage proxy", proxy_resp.text)):
+        for name in documented_metrics(process):
+            family = name.removesuffix("_total")
+            assert re.search(rf"^# TYPE {family}(_total)? ", text, flags=re.M), (process, name)
+    capacity = samples(agent_text, "berth_agent_slot_capacity")
+    assert capacity['{slot="cuda.device"}'] == cluster.gpus_per_node, capacity
+    assert samples(proxy_resp.text, "berth_storage_volume_capacity_bytes")['{volume="local"}'] > 0

@@ -115,6 +115,12 @@ class TestComposeFile:
         assert env["manager"]["BERTH_DB_URL"].endswith("@postgres:5432/berth")
         assert env["manager"]["BERTH_REDIS_URL"] == "redis://redis:6379/0"
         assert env["manager"]["BERTH_CONFIG_STORE_URL"] == "etcd://etcd:2379/berth"
+        # The manager discovers the storage proxy in etcd, where the proxy registers itself.
+        assert "BERTH_STORAGE_PROXY_URL" not in env["manager"]
+        proxy = env["storage-proxy"]
+        assert proxy["BERTH_STORAGE_CONFIG_STORE_URL"] == env["manager"]["BERTH_CONFIG_STORE_URL"]
+        assert proxy["BERTH_STORAGE_ADVERTISED_INTERNAL_URL"] == "http://storage-proxy:6022"
+        assert proxy["BERTH_STORAGE_TOKEN_SECRET"] == env["manager"]["BERTH_STORAGE_TOKEN_SECRET"]
         assert env["manager-migrate"] == env["manager"]
         assert env["agent"]["BERTH_AGENT_MANAGER_URL"] == "http://manager:8080"
         secrets = {
