@@ -21,6 +21,8 @@ from manager.storage_locator import StorageProxyLocator
 class ManagerState:
     config: ManagerConfig
     db_factory: DbFactory
+    # Autocommit handles for GET requests (no BEGIN/COMMIT round trips); see create_read_factory.
+    read_factory: DbFactory
     sealer: Sealer
     clock: Callable[[], datetime]
     metrics: ApiMetrics

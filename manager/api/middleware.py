@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from manager.api.framework import (
@@ -144,7 +145,16 @@ def build_middlewares(
             return error_response(
                 status=exc.status, code=code, message=message, request_id=request_id
             )
-        except Exception:
+        except Exception as exc:
+            if _database_gone(exc):
+                # The pool has dropped the dead connections; the next request reconnects.
+                metrics.errors.labels("database_unavailable").inc()
+                return error_response(
+                    status=503,
+                    code="database_unavailable",
+                    message="the database connection was lost; retry the request",
+                    request_id=request_id,
+                )
             metrics.errors.labels("internal_error").inc()
             log.exception("unhandled error", extra={"request_id": request_id})
             return error_response(
@@ -170,8 +180,10 @@ def build_middlewares(
             async with state.db_factory() as db, db.begin():
                 _authorize(request, route, await _resolve_principal(request, state, db))
             return await handler(request)
-        # One transaction for authentication and the handler: half the round trips.
-        async with state.db_factory() as db, db.begin():
+        # One transaction for authentication and the handler: half the round trips. GETs
+        # read in autocommit, which saves BEGIN and COMMIT.
+        factory = state.read_factory if request.method == "GET" else state.db_factory
+        async with factory() as db, db.begin():
             request[DB_HANDLE] = db
             _authorize(request, route, await _resolve_principal(request, state, db))
             response = await handler(request)
@@ -179,6 +191,13 @@ def build_middlewares(
         return response
 
     return [request_context, errors, authenticate]
+
+
+def _database_gone(exc: Exception) -> bool:
+    """PostgreSQL restarted or is unreachable: a retryable 503, not an internal error."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated
+    return isinstance(exc, DisconnectionError | ConnectionRefusedError | ConnectionResetError)
 
 
 def _authorize(request: web.Request, route: Route, principal: Principal) -> None:

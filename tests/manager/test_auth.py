@@ -84,6 +84,36 @@ class TestBearerTokens:
         resp = await api.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert resp.status == 401 and (await resp.json())["code"] == "token_expired"
 
+    async def test_requests_sharing_a_token_do_not_queue_on_its_last_use_stamp(
+        self, alice: Any, world: World
+    ) -> None:
+        """One request stamps last_used_at and holds that row until it commits; another
+        request with the same token must not wait for it (it used to, one commit after
+        another, stalling the API for up to a second under load)."""
+        from sqlalchemy import select, text
+
+        from manager.db.models import ApiTokenRow
+        from manager.services import auth as auth_service
+
+        access_key = crypto.parse_token(alice.token)[0]  # type: ignore[index]
+        first_at = datetime.now(UTC)
+        async with world.db_factory() as first, first.begin():
+            await auth_service.authenticate_bearer_with_expiry(
+                first, token=alice.token, now=first_at
+            )
+            async with world.db_factory() as second, second.begin():
+                # Fail fast instead of queueing if the stamp still takes the row lock.
+                await second.execute(text("SET LOCAL lock_timeout = '1s'"))
+                principal, _ = await auth_service.authenticate_bearer_with_expiry(
+                    second, token=alice.token, now=first_at + timedelta(seconds=1)
+                )
+                assert principal.user_id == alice.user.id
+        async with world.db_factory() as db:
+            stamped = await db.scalar(
+                select(ApiTokenRow.last_used_at).where(ApiTokenRow.access_key == access_key)
+            )
+        assert stamped == first_at, "the first request's stamp stands"
+
     async def test_tokens_are_listed_without_secrets(self, api: Any, alice: Any) -> None:
         resp = await api.get("/api/v1/tokens", headers=alice.headers)
         items = (await resp.json())["items"]
