@@ -3,6 +3,7 @@ tables, against a real manager process and PostgreSQL. The baseline in the same 
 `GET /healthz` (no database) at the same rate, so the JSON shows what the API stack adds.
 
 Usage: python benchmarks/api.py [--rows 100000] [--rate 200] [--seconds 20] [--warmup-seconds 5]
+       [--workers 2]
        [--admin-dsn postgresql://postgres@127.0.0.1/postgres]
 """
 
@@ -42,6 +43,12 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="manager API worker processes (the `workers` setting; one per core)",
+    )
+    parser.add_argument(
         "--warmup-seconds",
         type=float,
         default=5.0,
@@ -60,6 +67,7 @@ async def main() -> None:
         "BERTH_DB_URL": url,
         "BERTH_LISTEN_PORT": str(port),
         "BERTH_LOOPS": "[]",
+        "BERTH_WORKERS": str(args.workers),
         "BERTH_LOG_LEVEL": "WARNING",
         "BERTH_SECRET_KEY": "bench-secret-key-0123456789",
     }
@@ -118,6 +126,7 @@ async def main() -> None:
                     "rate_per_s": args.rate,
                     "seconds": args.seconds,
                     "warmup_seconds": args.warmup_seconds,
+                    "workers": args.workers,
                     "baseline_healthz": baseline,
                     "api": mixed_result,
                 },

@@ -97,12 +97,13 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 async def _background_loops(app: web.Application) -> AsyncIterator[None]:
     """Start the loops and the wake-up relay; stop them before the DB engine closes."""
     state = app[STATE_KEY]
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     if state.config.loops == []:
-        yield
+        async with _forward_wakes(state, owner):
+            yield
         return
     assert state.http is not None
     bus = create_event_bus(state.config.redis_url, prefix="berth")
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     ctx = LoopContext(
         config=state.config,
         db_factory=state.db_factory,
@@ -142,6 +143,29 @@ async def _background_loops(app: web.Application) -> AsyncIterator[None]:
 _PENDING: set[asyncio.Task[None]] = set()
 
 
+@contextlib.asynccontextmanager
+async def _forward_wakes(state: ManagerState, owner: str) -> AsyncIterator[None]:
+    """A manager without loops (an API-only replica, or workers 1..N-1) hands its wake-ups to
+    the managers that run them, over a shared event bus; a local:// bus reaches no one."""
+    if state.config.redis_url.startswith("local:"):
+        yield
+        return
+    bus = create_event_bus(state.config.redis_url, prefix="berth")
+
+    def wake(name: str) -> None:
+        task = asyncio.get_running_loop().create_task(_publish_wake(bus, name, owner))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+
+    state.wake = wake
+    try:
+        yield
+    finally:
+        state.wake = lambda _name: None
+        await asyncio.gather(*_PENDING, return_exceptions=True)
+        await bus.close()
+
+
 async def _publish_wake(bus: EventBus, name: str, owner: str) -> None:
     try:
         await bus.publish(WAKE_STREAM, {"loop": name, "from": owner})
@@ -164,10 +188,18 @@ async def _relay_wakes(bus: EventBus, loops: Loops, owner: str) -> None:
             await asyncio.sleep(2)
 
 
-def run_manager(config: ManagerConfig) -> None:
-    """Serve until SIGINT/SIGTERM; aiohttp then runs the cleanup contexts in reverse order."""
+def run_manager(config: ManagerConfig, *, worker: int = 0, reuse_port: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; aiohttp then runs the cleanup contexts in reverse order.
+    With `workers` > 1 this process supervises that many workers instead (manager.workers)."""
+    if config.workers > 1:
+        from manager.workers import supervise
+
+        raise SystemExit(supervise(config))
     logs.configure(json_logs=config.log_json, level=config.log_level)
-    log.info("manager starting", extra={"listen": f"{config.listen_host}:{config.listen_port}"})
+    log.info(
+        "manager starting",
+        extra={"listen": f"{config.listen_host}:{config.listen_port}", "worker": worker},
+    )
     app = create_app(config)
     # Everything imported and built so far lives as long as the process: move it out of the
     # collector's reach, so full collections (which pause every request) stay short.
@@ -181,6 +213,7 @@ def run_manager(config: ManagerConfig) -> None:
         print=None,
         handle_signals=True,
         shutdown_timeout=5,
+        reuse_port=reuse_port,
     )
 
 

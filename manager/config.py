@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,14 @@ class ManagerConfig(BaseSettings):
 
     listen_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
     listen_port: int = Field(8080, ge=1, le=65535, description="Port the HTTP API listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API worker processes sharing the listen port (SO_REUSEPORT); one per "
+        "core serves the most requests. Worker 0 runs the background loops; the others pass "
+        "their wake-ups to it through the event bus, so more than one needs redis_url.",
+    )
     public_url: str = Field(
         "http://127.0.0.1:8080",
         description="URL users reach the manager at (printed, used in links).",
@@ -94,6 +102,15 @@ class ManagerConfig(BaseSettings):
         SecretStr(""),
         description="Key signing the storage proxy's public tokens (its token_secret).",
     )
+
+    @model_validator(mode="after")
+    def _workers_need_a_shared_bus(self) -> ManagerConfig:
+        if self.workers > 1 and self.loops != [] and self.redis_url.startswith("local:"):
+            raise ValueError(
+                "workers > 1 needs a redis:// redis_url: a session created on one worker "
+                "wakes the scheduler on worker 0 through the event bus (local:// is per process)"
+            )
+        return self
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> ManagerConfig:

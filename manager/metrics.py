@@ -3,7 +3,17 @@ several apps in one test process never share counters."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# With several API workers (`workers` > 1) each process writes its samples to files in this
+# directory and /metrics, on whichever worker answers, merges them: counters and histograms
+# add up; gauges come from worker 0, which alone runs the loops that set them.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+ONE_WRITER: Final = "livemostrecent"
 
 
 class ApiMetrics:
@@ -35,13 +45,29 @@ class ApiMetrics:
             "Pending sessions per resource group",
             ["resource_group"],
             registry=self.registry,
+            multiprocess_mode=ONE_WRITER,
         )
         self.sessions_by_status = Gauge(
-            "berth_sessions", "Sessions by status", ["status"], registry=self.registry
+            "berth_sessions",
+            "Sessions by status",
+            ["status"],
+            registry=self.registry,
+            multiprocess_mode=ONE_WRITER,
         )
         self.node_utilisation = Gauge(
             "berth_node_slot_used_ratio",
             "Used share of node capacity per slot",
             ["node", "slot"],
             registry=self.registry,
+            multiprocess_mode=ONE_WRITER,
         )
+
+    def exposition(self) -> bytes:
+        """The text format of this process's metrics, or of every worker's when there are
+        several."""
+        directory = os.environ.get(MULTIPROC_ENV)
+        if not directory:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)
+        return generate_latest(merged)

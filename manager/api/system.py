@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from manager.api.framework import Call
@@ -32,10 +32,8 @@ async def readyz(call: Call) -> dict[str, str]:
 
 
 async def metrics(call: Call) -> web.Response:
-    registry = call.request.app[STATE_KEY].metrics.registry
-    return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+    metrics = call.request.app[STATE_KEY].metrics
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def openapi(call: Call) -> web.Response:
