@@ -1,4 +1,5 @@
-"""The one function that changes a session's status."""
+"""The one function that changes a session's status, and the hand-over that also frees the row
+for the loop that owns the new status."""
 
 from __future__ import annotations
 
@@ -66,3 +67,26 @@ def transition(
             "reason": reason,
         },
     )
+
+
+def release_lease(session: SessionRow) -> None:
+    """Drop whatever loop lease the row carries, so any manager may pick it up at once."""
+    session.lease_token = None
+    session.lease_owner = None
+    session.lease_expires_at = None
+
+
+def hand_over(
+    db: AsyncSession,
+    session: SessionRow,
+    target: SessionStatus,
+    *,
+    reason: str,
+    now: datetime,
+    message: str = "",
+) -> None:
+    """`transition`, then release the lease: a lease belongs to the loop working on the old
+    status (dispatching, say); kept, it would make the loop for the new status (terminate)
+    wait for it to expire."""
+    transition(db, session, target, reason=reason, now=now, message=message)
+    release_lease(session)

@@ -141,9 +141,3 @@ async def load_leased(db: AsyncSession, leased: Leased) -> SessionRow | None:
         .where(and_(SessionRow.id == leased.session_id, SessionRow.lease_token == leased.token))
         .with_for_update()
     )
-
-
-def release_lease(row: SessionRow) -> None:
-    row.lease_token = None
-    row.lease_owner = None
-    row.lease_expires_at = None

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from agent.contract import ContainerInfo, CreateContainerRequest, MountSpec, ServicePort
 from manager.clients.agent import AgentError
 from manager.db.models import AgentRow, SessionContainerRow, SessionRow
-from manager.lifecycle.record import transition
+from manager.lifecycle.record import release_lease, transition
 from manager.lifecycle.session import Reason, SessionStatus
-from manager.reconcilers.base import Leased, lease_sessions, load_leased, release_lease
+from manager.reconcilers.base import Leased, lease_sessions, load_leased
 from manager.reconcilers.context import LoopContext
 from manager.services.app_proxy import app_env
 from manager.services.ledger import to_amounts

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 
 from manager.db.models import AgentRow, SessionContainerRow, SessionRow
-from manager.lifecycle.record import transition
+from manager.lifecycle.record import hand_over
 from manager.lifecycle.session import Reason, SessionStatus, SessionType
 from manager.reconcilers.context import LoopContext
 from manager.services import idle
@@ -158,7 +158,7 @@ async def _cull(
         decision = idle.judge(now, fresh, util_threshold_pct=util_threshold_pct)
         if decision.verdict is not idle.Verdict.CULL:
             return 0
-        transition(
+        hand_over(
             db,
             row,
             SessionStatus.TERMINATING,
@@ -166,8 +166,6 @@ async def _cull(
             now=now,
             message=f"{decision.reason}; data in mounted folders is kept",
         )
-        row.lease_token = None
-        row.lease_expires_at = None
     log.info(
         "idle session culled",
         extra={"session_id": str(facts.session_id), "reason": decision.reason},

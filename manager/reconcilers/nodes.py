@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from manager.db.models import AgentRow, AgentStatus, SessionContainerRow, SessionRow
-from manager.lifecycle.record import transition
+from manager.lifecycle.record import release_lease, transition
 from manager.lifecycle.session import OCCUPYING, Reason, SessionStatus, SessionType
 from manager.reconcilers.context import LoopContext
 from manager.services.agents import mark_lost_agents
@@ -81,8 +81,7 @@ async def _session_lost(
             container.state = "lost"
             container.finished_at = now
     await release_session(db, session_id=session.id, now=now)
-    session.lease_token = None
-    session.lease_expires_at = None
+    release_lease(session)
     if (
         session.type is SessionType.BATCH
         and session.attempt <= session.max_retries

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from manager.clients.agent import AgentError
 from manager.db.models import AgentRow, AgentStatus, SessionContainerRow
-from manager.lifecycle.record import transition
+from manager.lifecycle.record import release_lease, transition
 from manager.lifecycle.session import SessionStatus, outcome_of
-from manager.reconcilers.base import Leased, lease_sessions, load_leased, release_lease
+from manager.reconcilers.base import Leased, lease_sessions, load_leased
 from manager.reconcilers.context import LoopContext
 from manager.services.ledger import release_session
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import and_, func, or_, select
 
 from manager.db.models import SessionRow
-from manager.lifecycle.record import transition
+from manager.lifecycle.record import hand_over
 from manager.lifecycle.session import Reason, SessionStatus, SessionType
 from manager.reconcilers.context import LoopContext
 
@@ -53,11 +53,9 @@ async def timeouts_step(ctx: LoopContext) -> bool:
             else:
                 reason = Reason.MAX_LIFETIME
                 message = f"reached its maximum lifetime of {session.max_duration_s}s"
-            transition(
+            hand_over(
                 db, session, SessionStatus.TERMINATING, reason=reason, now=now, message=message
             )
-            session.lease_token = None
-            session.lease_expires_at = None
             ended += 1
     if ended:
         ctx.wake("terminate")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent.contract import ContainerEvent, ContainerEventKind, ContainerInfo, ContainerState
 from manager.db.models import SessionContainerRow, SessionRow
-from manager.lifecycle.record import transition
+from manager.lifecycle.record import hand_over
 from manager.lifecycle.session import Reason, SessionStatus
 
 # A container the manager believes started but the agent no longer lists is declared gone only
@@ -136,8 +136,6 @@ async def record_exits(db: AsyncSession, exits: list[Exited], *, now: datetime) 
         else:
             reason, message = Reason.EXIT_SUCCESS, "exited with code 0"
         session.exit_code = exit_.exit_code if exit_.exit_code is not None else -1
-        transition(db, session, SessionStatus.TERMINATING, reason=reason, now=now, message=message)
-        session.lease_token = None
-        session.lease_expires_at = None
+        hand_over(db, session, SessionStatus.TERMINATING, reason=reason, now=now, message=message)
         ended.add(session.id)
     return ended

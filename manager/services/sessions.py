@@ -26,7 +26,7 @@ from manager.db.models import (
     UserRole,
 )
 from manager.errors import Forbidden, InvalidRequest, NotFound, RateLimited
-from manager.lifecycle.record import transition
+from manager.lifecycle.record import hand_over, transition
 from manager.lifecycle.session import (
     ACTIVE,
     TERMINAL,
@@ -257,11 +257,9 @@ async def terminate_session(
     if row.status in TERMINAL or row.status is SessionStatus.TERMINATING:
         return row
     if row.status is SessionStatus.PENDING:
-        transition(db, row, SessionStatus.CANCELLED, reason=Reason.USER_CANCELLED, now=now)
+        hand_over(db, row, SessionStatus.CANCELLED, reason=Reason.USER_CANCELLED, now=now)
     else:
         transition(db, row, SessionStatus.TERMINATING, reason=Reason.USER_TERMINATED, now=now)
-        row.lease_token = None
-        row.lease_expires_at = None
     return row
 
 
