@@ -25,9 +25,13 @@ async def create_group(call: Call) -> ResourceGroupOut:
 async def list_groups(call: Call) -> PageResponse[ResourceGroupOut]:
     q = call.query
     page = await groups.list_groups(call.tx, call.me, name=q.name, cursor=q.cursor, limit=q.limit)
-    return PageResponse[ResourceGroupOut](
-        items=[await _out(call, r) for r in page.items], next_cursor=page.next_cursor
-    )
+    projects = await groups.projects_of_groups(call.tx, group_ids=[r.id for r in page.items])
+    items = []
+    for row in page.items:
+        out = ResourceGroupOut.model_validate(row)
+        out.project_ids = projects[row.id]
+        items.append(out)
+    return PageResponse[ResourceGroupOut](items=items, next_cursor=page.next_cursor)
 
 
 async def get_group(call: Call) -> ResourceGroupOut:

@@ -57,12 +57,24 @@ async def get_group(
 
 
 async def group_projects(db: AsyncSession, *, group_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await db.scalars(
-        select(ResourceGroupProjectRow.project_id).where(
-            ResourceGroupProjectRow.resource_group_id == group_id
-        )
+    return (await projects_of_groups(db, group_ids=[group_id]))[group_id]
+
+
+async def projects_of_groups(
+    db: AsyncSession, *, group_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """Each group's project ids, for a whole page of groups in one query."""
+    out: dict[uuid.UUID, list[uuid.UUID]] = {gid: [] for gid in group_ids}
+    if not group_ids:
+        return out
+    rows = await db.execute(
+        select(ResourceGroupProjectRow.resource_group_id, ResourceGroupProjectRow.project_id)
+        .where(ResourceGroupProjectRow.resource_group_id.in_(group_ids))
+        .order_by(ResourceGroupProjectRow.project_id)
     )
-    return list(rows.all())
+    for group_id, project_id in rows.all():
+        out[group_id].append(project_id)
+    return out
 
 
 async def update_group(
