@@ -19,6 +19,7 @@ import asyncio
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Any
 
 import httpx
 
+# The harness lives with the tests (it is their fixture); run from anywhere in the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.cluster_mode.harness import IMAGE, Cluster
 
 TERMINAL = ("terminated", "error", "cancelled")
