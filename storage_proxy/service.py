@@ -7,11 +7,17 @@ verified token claims and refuse anything outside the token's folder, operation 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from storage_proxy.archive import tar_stream
-from storage_proxy.backends.base import Folder, QuotaSupport, UploadState, VolumeBackend
+from storage_proxy.backends.base import (
+    Folder,
+    QuotaSupport,
+    SpliceableBody,
+    UploadState,
+    VolumeBackend,
+)
 from storage_proxy.contract import (
     ErrorCode,
     FileEntry,
@@ -162,7 +168,7 @@ async def write_upload(
     *,
     upload_id: str,
     offset: int,
-    chunks: AsyncIterator[bytes],
+    chunks: AsyncIterable[bytes],
 ) -> UploadState:
     """Append one PATCH body. One writer per upload (a second gets UploadOffsetMismatch)."""
     folder, _ = await authorized_folder(volumes, claims, op=FileOp.UPLOAD, paths=[])
@@ -173,7 +179,12 @@ async def write_upload(
         # The reservation made at creation is part of `reserved`: a quota lowered since then
         # stops the upload here.
         await _check_quota(volumes.get(claims.volume), claims.folder_id, extra_bytes=0)
-        bounded = _bounded(chunks, limit=state.length - offset)
+        limit = state.length - offset
+        bounded = (
+            chunks.bounded(limit)
+            if isinstance(chunks, SpliceableBody)
+            else bounded_chunks(chunks, limit=limit)
+        )
         return await folder.write_upload(upload_id, offset=offset, chunks=bounded)
 
 
@@ -209,7 +220,7 @@ async def _check_quota(backend: VolumeBackend, folder_id: str, *, extra_bytes: i
         )
 
 
-async def _bounded(chunks: AsyncIterator[bytes], *, limit: int) -> AsyncIterator[bytes]:
+async def bounded_chunks(chunks: AsyncIterable[bytes], *, limit: int) -> AsyncIterator[bytes]:
     """Pass at most `limit` bytes on, then refuse the request (tus: never past Upload-Length)."""
     left = limit
     async for chunk in chunks:

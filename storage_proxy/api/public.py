@@ -24,11 +24,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import ClientConnectionError, StreamReader, web
+from aiohttp import web
 
 from storage_proxy import service
 from storage_proxy.api.internal import VOLUMES_KEY
 from storage_proxy.api.middleware import Handler, parse_body
+from storage_proxy.api.splice import RequestBody
 from storage_proxy.backends.base import LocalFileSupport
 from storage_proxy.contract import (
     DeleteFilesRequest,
@@ -53,7 +54,6 @@ PENDING_WRITES_KEY: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending_wri
 
 TUS_VERSION = "1.0.0"
 TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
-UPLOAD_CHUNK = 1024 * 1024
 _EXPOSE = (
     "Location, Upload-Offset, Upload-Length, Tus-Resumable, Tus-Version, Tus-Extension, "
     "Tus-Max-Size, Content-Range, Content-Length, Accept-Ranges, Content-Disposition, X-Request-Id"
@@ -191,7 +191,7 @@ async def upload_patch(request: web.Request) -> web.Response:
             claims,
             upload_id=request.match_info["upload_id"],
             offset=offset,
-            chunks=_body_chunks(request.content),
+            chunks=RequestBody(request),
         )
     )
     try:
@@ -213,29 +213,6 @@ def _forget_write(pending: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any
             log.info("interrupted upload write ended: %r", task.exception())
 
     return done
-
-
-async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:
-    """The request body in chunks; on a lost connection, hand on what already arrived first.
-
-    aiohttp's readers raise as soon as the connection is gone and drop bytes still buffered;
-    those bytes reached us intact, and keeping them lets the client resume after them.
-    """
-    while True:
-        try:
-            # readchunk hands over received buffers as they are, without joining (copying).
-            chunk, _ = await content.readchunk()
-        except (ConnectionError, ClientConnectionError):
-            salvage = getattr(content, "_read_nowait", None)
-            leftover = salvage(-1) if callable(salvage) else b""
-            if leftover:
-                yield leftover
-            raise
-        if not chunk:
-            if content.at_eof():
-                return
-            continue
-        yield chunk
 
 
 async def upload_delete(request: web.Request) -> web.Response:

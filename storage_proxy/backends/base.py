@@ -16,7 +16,7 @@ backend: callers (the manager's reconcilers, the client) retry idempotent operat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -95,7 +95,7 @@ class FolderUploads(Protocol):
         ...
 
     async def write_upload(
-        self, upload_id: str, *, offset: int, chunks: AsyncIterator[bytes]
+        self, upload_id: str, *, offset: int, chunks: AsyncIterable[bytes]
     ) -> UploadState:
         """Append `chunks` at `offset` (must equal the stored offset: UploadOffsetMismatch).
 
@@ -160,6 +160,26 @@ class LocalFileSupport(Protocol):
     async def open_local(self, path: str) -> BinaryIO:
         """Unbuffered read-only file object of regular file `path`, opened without following
         symlinks; the caller closes it. Same errors as FolderReader.read."""
+        ...
+
+
+@runtime_checkable
+class SpliceableBody(Protocol):
+    """An upload body that a backend writing to a local file descriptor may move into it in the
+    kernel (splice) instead of iterating it; iterating it stays valid for every backend."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def bounded(self, limit: int) -> SpliceableBody:
+        """The same body, refused with UploadTooLarge past `limit` bytes."""
+        ...
+
+    async def splice_into(
+        self, fd: int, offset: int, progress: Callable[[int], None]
+    ) -> int | None:
+        """Write the whole body to `fd` at `offset` and return its length, or None when this
+        request cannot be spliced (the caller iterates instead). `progress(end)` is called from
+        a worker thread as data lands. Bytes written before a failure stay written."""
         ...
 
 

@@ -22,13 +22,14 @@ import os
 import shutil
 import stat as stat_mod
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from storage_proxy.backends.base import FolderUsage, UploadState
+from storage_proxy.backends.base import FolderUsage, SpliceableBody, UploadState
+from storage_proxy.backends.posix_io import Writeback, write_chunks
 from storage_proxy.config import PosixVolumeOptions
 from storage_proxy.contract import FileEntry, FileKind, MountInfo
 from storage_proxy.errors import (
@@ -47,8 +48,6 @@ from storage_proxy.paths import check_folder_id, parent_and_name
 
 META_DIR = ".berth"
 READ_CHUNK = 1024 * 1024
-# Network filesystems prefer large writes; a few MiB per write call keeps syscalls cheap.
-WRITE_BATCH = 4 * 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -309,7 +308,7 @@ class PosixFolder:
         return await asyncio.to_thread(self._load_upload, upload_id)
 
     async def write_upload(
-        self, upload_id: str, *, offset: int, chunks: AsyncIterator[bytes]
+        self, upload_id: str, *, offset: int, chunks: AsyncIterable[bytes]
     ) -> UploadState:
         state = await asyncio.to_thread(self._load_upload, upload_id)
         if state.completed:
@@ -318,31 +317,20 @@ class PosixFolder:
             raise UploadOffsetMismatch(f"upload is at offset {state.offset}, not {offset}")
         part = self.uploads / f"{upload_id}.part"
         fd = await asyncio.to_thread(os.open, part, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        position = offset
-        buffer: list[bytes] = []
-        buffered = 0
-        # One batch is written in a thread while the next one is received (double buffering).
-        writing: asyncio.Future[None] | None = None
+        writeback = Writeback(fd, offset)
         try:
-            async for chunk in chunks:
-                buffer.append(chunk)
-                buffered += len(chunk)
-                if buffered >= WRITE_BATCH:
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.ensure_future(
-                        asyncio.to_thread(_pwritev_all, fd, buffer, position)
-                    )
-                    position += buffered
-                    buffer, buffered = [], 0
+            # A large PATCH body goes socket → file in the kernel (api/splice.py); others, and
+            # requests that cannot be spliced, are iterated and written in batches.
+            moved = None
+            if isinstance(chunks, SpliceableBody):
+                moved = await chunks.splice_into(fd, offset, writeback.advance)
+            if moved is not None:
+                position = offset + moved
+            else:
+                position = await write_chunks(fd, offset, chunks, writeback)
         finally:
-            # Bytes that arrived before a failure are kept: the client resumes after them.
             try:
-                if writing is not None:
-                    await writing
-                if buffered:
-                    await asyncio.to_thread(_pwritev_all, fd, buffer, position)
-                    position += buffered
+                await asyncio.to_thread(writeback.wait)
             finally:
                 await asyncio.to_thread(os.close, fd)
         state = UploadState(upload_id, state.path, state.length, position, state.metadata)
@@ -557,19 +545,6 @@ def _entry(path: str, name: str, st: os.stat_result) -> FileEntry:
 def _check_upload_id(upload_id: str) -> None:
     if len(upload_id) != 32 or not all(c in "0123456789abcdef" for c in upload_id):
         raise UploadNotFound(f"upload {upload_id!r} does not exist")
-
-
-def _pwritev_all(fd: int, chunks: list[bytes], offset: int) -> None:
-    """Write `chunks` at `offset` without joining them first (one copy less per byte)."""
-    views = [memoryview(c) for c in chunks if c]
-    while views:
-        written = os.pwritev(fd, views, offset)
-        offset += written
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if views and written:
-            views[0] = views[0][written:]
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

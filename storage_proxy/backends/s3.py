@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -468,7 +468,7 @@ class S3Folder:
         return _upload_state(upload_id, await self._load(upload_id))
 
     async def write_upload(
-        self, upload_id: str, *, offset: int, chunks: AsyncIterator[bytes]
+        self, upload_id: str, *, offset: int, chunks: AsyncIterable[bytes]
     ) -> UploadState:
         state = await self._load(upload_id)
         current = _offset(state)
