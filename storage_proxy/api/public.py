@@ -29,7 +29,7 @@ from aiohttp import web
 from storage_proxy import service
 from storage_proxy.api.internal import VOLUMES_KEY
 from storage_proxy.api.middleware import Handler, parse_body
-from storage_proxy.api.splice import RequestBody
+from storage_proxy.api.splice import RequestBody, close_after_splice
 from storage_proxy.backends.base import LocalFileSupport
 from storage_proxy.contract import (
     DeleteFilesRequest,
@@ -76,6 +76,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/move", move)
     app.router.add_post("/v1/delete", delete_files)
     app.on_response_prepare.append(_cors_headers)
+    app.on_response_prepare.append(close_after_splice)
     app[PENDING_WRITES_KEY] = set()
     app.on_shutdown.append(_drain_writes)
 

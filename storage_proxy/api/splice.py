@@ -34,6 +34,16 @@ PIPE_BYTES = 1024 * 1024
 # A client that sends nothing for this long is treated as gone (its bytes so far are kept).
 IDLE_TIMEOUT_S = 300.0
 _CAN_SPLICE = hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
+_SPLICED = web.RequestKey("body_spliced", bool)
+
+
+async def close_after_splice(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: tell the client a spliced request's connection ends with it, so it
+    does not send its next request on it (the proxy closes it after this response)."""
+    if request.get(_SPLICED):
+        # The hook runs after aiohttp chose the Connection header, so set it here too.
+        response.force_close()
+        response.headers["Connection"] = "close"
 
 
 class RequestBody:
@@ -99,6 +109,7 @@ class RequestBody:
         # the connection: its parser still expects the body that splice() consumes.
         content.feed_eof()
         request.protocol.close()
+        request[_SPLICED] = True  # the response says `Connection: close` (close_after_splice)
         # Last: feed_eof() resumes the transport, and any byte it read from now on would be lost.
         transport.pause_reading()
         return sock.fileno(), prefix, remaining

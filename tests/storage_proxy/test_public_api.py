@@ -154,6 +154,39 @@ class TestTusUpload:
         assert status == 204
         assert (await download(proxy, fid, "resumed.bin"))[1] == data
 
+    @pytest.mark.parametrize("volume", ["local", "objects"])
+    async def test_large_patch_body_is_stored_exactly(self, proxy: Proxy, volume: str) -> None:
+        # Past SPLICE_MIN_BYTES: the posix volume splices it from the socket, S3 iterates it.
+        fid = await new_folder(proxy, volume)
+        data = bytes(range(256)) * (13 * 4096 + 7)
+        await upload_file(proxy, fid, "large.bin", data, volume=volume)
+        if volume == "local":
+            assert (await download(proxy, fid, "large.bin"))[1] == data
+
+    async def test_interrupted_large_upload_keeps_every_received_byte(self, proxy: Proxy) -> None:
+        fid = await new_folder(proxy)
+        data = bytes(range(251)) * 80_000  # 20 MB promised, 12 MB sent: the spliced path
+        location = await create_upload(proxy, fid, "big.bin", len(data))
+        sent = 12_000_000
+        _reader, writer = await asyncio.open_connection(proxy.public.host, proxy.public.port)
+        token = proxy.token(fid, "upload")
+        head = (
+            f"PATCH {location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        writer.write(head.encode() + data[:sent])
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        deadline = time.monotonic() + 10
+        while (offset := await head_offset(proxy, fid, location)) != sent:
+            assert time.monotonic() < deadline, f"offset stuck at {offset}"
+            await asyncio.sleep(0.05)
+        status, _ = await patch(proxy, fid, location, offset, data[offset:])
+        assert status == 204
+        assert (await download(proxy, fid, "big.bin"))[1] == data
+
     async def test_second_concurrent_writer_gets_409(self, proxy: Proxy) -> None:
         fid = await new_folder(proxy)
         location = await create_upload(proxy, fid, "race.bin", 20)
