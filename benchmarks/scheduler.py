@@ -25,6 +25,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import update
 
 from manager.db import migrate
 from manager.db.engine import create_db_factory, create_engine
@@ -256,7 +257,7 @@ async def _steady(
             for row in placed:
                 await release_session(db, session_id=row["id"], now=now)
             await db.execute(
-                SessionRow.__table__.update()
+                update(SessionRow)
                 .where(SessionRow.status == SessionStatus.SCHEDULED)
                 .values(status=SessionStatus.TERMINATED)
             )
