@@ -11,6 +11,7 @@ Docker).
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,12 @@ from manager.config import ManagerConfig
 from manager.db import migrate
 
 pytest_plugins = ["tests.factories"]
+
+# A runner that starts the suite as a background job hands it SIGINT ignored, and every child
+# would inherit that; the Ctrl-C tests (berth run, berth up) need children that react to SIGINT
+# as under a terminal. A handled signal is reset to the default at exec, so children get it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _env(name: str) -> str:
