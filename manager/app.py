@@ -118,9 +118,7 @@ async def _background_loops(app: web.Application) -> AsyncIterator[None]:
 
     def wake(name: str) -> None:
         loops.wake(name)
-        task = asyncio.get_running_loop().create_task(_publish_wake(bus, name, owner))
-        _PENDING.add(task)
-        task.add_done_callback(_PENDING.discard)
+        _publish_soon(bus, name, owner)
 
     state.wake = wake
     relay = asyncio.create_task(_relay_wakes(bus, loops, owner))
@@ -152,18 +150,20 @@ async def _forward_wakes(state: ManagerState, owner: str) -> AsyncIterator[None]
         return
     bus = create_event_bus(state.config.redis_url, prefix="berth")
 
-    def wake(name: str) -> None:
-        task = asyncio.get_running_loop().create_task(_publish_wake(bus, name, owner))
-        _PENDING.add(task)
-        task.add_done_callback(_PENDING.discard)
-
-    state.wake = wake
+    state.wake = lambda name: _publish_soon(bus, name, owner)
     try:
         yield
     finally:
         state.wake = lambda _name: None
         await asyncio.gather(*_PENDING, return_exceptions=True)
         await bus.close()
+
+
+def _publish_soon(bus: EventBus, name: str, owner: str) -> None:
+    """Publish a wake hint without making the caller (a request handler) wait for the bus."""
+    task = asyncio.get_running_loop().create_task(_publish_wake(bus, name, owner))
+    _PENDING.add(task)  # keep a reference until it finishes
+    task.add_done_callback(_PENDING.discard)
 
 
 async def _publish_wake(bus: EventBus, name: str, owner: str) -> None:

@@ -21,7 +21,6 @@ import signal
 import tempfile
 import threading
 from multiprocessing.process import BaseProcess
-from types import FrameType
 
 from manager import logs
 from manager.config import ManagerConfig
@@ -45,7 +44,10 @@ def supervise(config: ManagerConfig) -> int:
     os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the spawned workers
     spawn = multiprocessing.get_context("spawn")  # fresh interpreters: no forked event loop
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, _setter(stop)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, lambda _sig, _frame: stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     procs: list[BaseProcess] = []
     try:
         for index, worker in enumerate(worker_configs(config)):
@@ -68,13 +70,6 @@ def supervise(config: ManagerConfig) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-def _setter(stop: threading.Event):  # type: ignore[no-untyped-def]
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    return handler
 
 
 def _wait_for_stop_or_exit(procs: list[BaseProcess], stop: threading.Event) -> BaseProcess | None:
